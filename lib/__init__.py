@@ -1,0 +1,1 @@
+"""Pure-function libraries shared by the projects. Nothing here imports from `projects/`."""

@@ -1,0 +1,145 @@
+"""Metric writing, progress bars, a non-finite guard and atomic file writes.
+
+`MetricWriter.write_scalars(step, {...})` appends one JSON object per call to
+`workdir/metrics.jsonl` (CLU-like), optionally mirrored to TensorBoard through tensorboardX.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised when a monitored value (a loss, a gradient norm) is NaN or infinite."""
+
+
+def _to_python(value: Any) -> Any:
+    """Converts numpy/JAX scalars and small arrays to JSON-serialisable Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_python(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        item = arr.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            return str(item)  # JSON has no NaN/inf; keep the information as a string.
+        return item
+    return [_to_python(v) for v in arr.tolist()]
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Writes `obj` as JSON to `path` through a temporary file and a rename, so readers never
+    see a half-written file."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_to_python(obj), f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Reads a JSONL metrics file; a truncated last line (a killed writer) is skipped."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+class MetricWriter:
+    """Appends `{"step": s, **scalars}` lines to `workdir/metrics.jsonl`.
+
+    On resume, pass `resume_step`: lines with a step beyond it (written after the checkpoint
+    that is being resumed from) are dropped, so the file never holds two histories.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, tensorboard: bool = False,
+                 resume_step: int | None = None, filename: str = "metrics.jsonl"):
+        os.makedirs(workdir, exist_ok=True)
+        self.path = os.path.join(os.fspath(workdir), filename)
+        if resume_step is None:
+            open(self.path, "w").close()
+        elif os.path.exists(self.path):
+            kept = [r for r in read_jsonl(self.path) if r.get("step", -1) <= resume_step]
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in kept:
+                    f.write(json.dumps(r) + "\n")
+            os.replace(tmp, self.path)
+        self._tb = None
+        if tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError as e:  # pragma: no cover - optional dependency
+                raise ImportError(
+                    "tensorboard=True needs tensorboardX: pip install -e '.[tensorboard]'") from e
+            self._tb = SummaryWriter(os.path.join(os.fspath(workdir), "tb"))
+
+    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        row = {"step": int(step), **_to_python(dict(scalars))}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            for k, v in scalars.items():
+                arr = np.asarray(v)
+                if arr.ndim == 0:
+                    self._tb.add_scalar(k, float(arr), int(step))
+                else:  # vmapped runs: one curve per run
+                    for i, vi in enumerate(arr.reshape(-1)):
+                        self._tb.add_scalar(f"{k}/{i}", float(vi), int(step))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def check_finite(step: int, metrics: Mapping[str, Any], keys: Iterable[str] | None = None) -> None:
+    """Raises `NonFiniteError` naming the metric, the step and (for vmapped runs) which runs,
+    if any monitored value is NaN or infinite."""
+    for k in keys if keys is not None else metrics.keys():
+        arr = np.asarray(metrics[k])
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            where = "" if arr.ndim == 0 else f" in runs {np.flatnonzero(bad.reshape(-1)).tolist()}"
+            raise NonFiniteError(
+                f"{k} became non-finite ({arr.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]}) at step "
+                f"{step}{where}. Lower the learning rate or check the inputs; the last good checkpoint "
+                "is kept in the workdir.")
+
+
+def progress(total: int, *, desc: str, initial: int = 0, unit: str = "step", disable: bool | None = None):
+    """A tqdm progress bar on stderr. Off when REPROJAX_PROGRESS=0; refreshes at most every 10 s
+    when stderr is not a terminal, so logs stay short."""
+    if disable is None:
+        disable = os.environ.get("REPROJAX_PROGRESS") == "0"
+    mininterval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=disable,
+                dynamic_ncols=True, mininterval=mininterval)

@@ -1,0 +1,1 @@
+"""One folder per paper. `python -m projects.reproduce` runs every project's quick preset."""

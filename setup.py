@@ -1,0 +1,38 @@
+"""reprojax: ten recent ML papers as pure-function JAX libraries plus one jit-compiled project each."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="reprojax",
+    version="0.1.0",
+    description="JAX research codebase: pure-function libraries and one reproducible project per paper.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["lib", "lib.*", "projects", "projects.*", "configs", "configs.*"]),
+    install_requires=[
+        "jax>=0.6,<0.12",
+        "flax>=0.10,<0.14",
+        "optax>=0.2.4,<0.4",
+        "chex>=0.1.88,<0.2",
+        "orbax-checkpoint>=0.11,<0.14",
+        "ml-collections>=1.0,<2",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "scipy>=1.11,<2",
+        "matplotlib>=3.8,<4",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "nbclient>=0.10,<0.12",
+            "nbformat>=5.10,<6",
+            "ipykernel>=6.29,<8",
+            "ruff>=0.6,<1",
+        ],
+        "notebooks": ["jupyterlab>=4,<5", "ipykernel>=6.29,<8"],
+        "tensorboard": ["tensorboardX>=2.6,<3"],
+    },
+)

@@ -247,5 +247,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics["total_seconds"] = time.time() - t0
     plot_files = plots.make_all(config, workdir, risks, ref)
     return common.write_results(workdir, project="ltb_icl", preset=config.preset,
-                                seeds=[config.seed * 1000 + s for s in range(config.num_seeds)],
+                                seeds=list(range(config.num_seeds)),  # fold_in(key(config.seed), s)
                                 metrics=metrics, claims=claims, plots=plot_files)

@@ -31,7 +31,13 @@ setup(
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",
             "ruff>=0.6,<1",
+            # references for the language-model parity tests (CPU build; this pin is on the CI machine's disk)
+            "torch==2.13.0",
+            "transformers>=4.45,<6",
+            "safetensors>=0.4,<1",
+            "tokenizers>=0.20,<1",
         ],
+        "llm": ["safetensors>=0.4,<1", "tokenizers>=0.20,<1"],
         "notebooks": ["jupyterlab>=4,<5", "ipykernel>=6.29,<8"],
         "tensorboard": ["tensorboardX>=2.6,<3"],
     },

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 
 from lib import icl  # noqa: E402
 from lib.metrics import read_jsonl  # noqa: E402
+from projects.ltb_icl.claims import mean_ci  # noqa: E402
 
 
 def training_curves(config, workdir: str, ref: dict) -> str:
@@ -53,10 +54,9 @@ def risk_vs_norm(config, workdir: str, risks: dict, ref: dict) -> str:
         ax.axhline(ref[f"M{M}"]["gd_beta"], color="C1", lw=1, label="optimal GD-β (closed form)")
         ax.axhline(ref[f"M{M}"]["bayes"], color="gray", ls="-.", lw=1, label="Bayes (Monte Carlo)")
         for m, (model, color) in enumerate((("LSA", "C0"), ("LTB", "C1"))):
-            mean = r[:, :, m].mean(0)
-            err = 1.96 * r[:, :, m].std(0, ddof=1) / np.sqrt(r.shape[0]) if r.shape[0] > 1 else None
+            mean, err = np.array([mean_ci(r[:, k, m]) for k in range(r.shape[1])]).T
             ax.errorbar(norms, mean, yerr=err, fmt="o", color=color, capsize=3,
-                        label=f"trained {model} (mean ± 95% CI, {r.shape[0]} seeds)")
+                        label=f"trained {model} (mean ± t 95% CI, {r.shape[0]} seeds)")
         ax.set(xlabel="‖β*‖", ylabel="test ICL risk", title=f"M={M}, d={d}, σ²={config.data.sigma2:g}")
         ax.legend(fontsize=7)
     fig.tight_layout()

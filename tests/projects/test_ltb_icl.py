@@ -126,3 +126,13 @@ def test_cli_typo_and_changed_config_are_refused(tmp_path):
     other.train.steps = 400
     with pytest.raises(common.ConfigError, match="different config"):
         common.save_config(other, str(tmp_path / "w2"))
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+    """An absurd learning rate makes the loss non-finite; the run stops naming the metric and step."""
+    from lib.metrics import NonFiniteError
+
+    config = default.get_config("smoke")
+    config.train.learning_rate = 1e4
+    with pytest.raises(NonFiniteError, match=r"M8/(train_loss|grad_norm) became non-finite .* at step 50 in runs \["):
+        train.train_and_evaluate(config, str(tmp_path))

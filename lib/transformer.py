@@ -1,0 +1,247 @@
+"""A decoder-only transformer that GPT-2 and Llama-family checkpoints map onto exactly.
+
+Written with flax **linen**, used as pure functions: `params = model.init(...)["params"]` is a plain
+pytree and `model.apply({"params": params}, ...)` a pure function of it, so jit, vmap, grad, orbax and
+the Hugging Face weight mapping (`lib/hf_import.py`) all see one nested dict. The KV cache is an explicit
+argument and return value (no mutable collections), so decoding stays a pure `lax.while_loop` body.
+(NNX would give the same pytrees after `nnx.split` at every jit boundary; linen needs no split.)
+
+One implementation covers: learned absolute, rotary or no positions; LayerNorm or RMSNorm; pre- or
+post-norm; GELU (exact or tanh), ReLU, SwiGLU or no MLP (attention-only); tied or untied output head;
+biases on/off (separately for q/k/v, the attention output and the MLP, as Qwen2 needs); grouped-query
+attention; a scalar head for reward models pooled at the last real token.
+
+Shapes: input_ids `[batch, seq]`; logits `[batch, seq, vocab]`; hidden states `[batch, seq, d_model]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib import attention
+
+POSITIONS = ("learned", "rotary", "none")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "gelu_tanh", "relu", "swiglu", "none")
+HEADS = ("lm", "scalar")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int | None = None  # None = n_heads (multi-head); fewer = grouped-query attention
+    d_ff: int | None = None  # None = 4 * d_model
+    max_len: int = 1024  # learned position table size, and the default KV-cache length
+    positions: str = "learned"
+    norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    prenorm: bool = True
+    mlp: str = "gelu"
+    tied_head: bool = True
+    qkv_bias: bool = True
+    out_bias: bool = True
+    mlp_bias: bool = True
+    norm_bias: bool = True  # LayerNorm only
+    rope_theta: float = 10000.0
+    head: str = "lm"  # "scalar": one number per sequence (reward models)
+    dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        def bad(field, value, accepted):
+            raise ValueError(f"TransformerConfig.{field}={value!r} is invalid: expected {accepted}")
+
+        for field in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                bad(field, getattr(self, field), "an integer >= 1")
+        if self.d_model % self.n_heads:
+            bad("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+        if self.n_kv_heads is not None and (self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads):
+            bad("n_kv_heads", self.n_kv_heads, f"a divisor of n_heads={self.n_heads}")
+        for field, options in (("positions", POSITIONS), ("norm", NORMS), ("mlp", MLPS), ("head", HEADS)):
+            if getattr(self, field) not in options:
+                bad(field, getattr(self, field), f"one of {list(options)}")
+        if self.positions == "rotary" and self.head_dim % 2:
+            bad("positions", self.positions, f"learned/none with an odd head_dim={self.head_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def ff_dim(self) -> int:
+        return self.d_ff or 4 * self.d_model
+
+
+class Norm(nn.Module):
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.config
+        x32 = x.astype(jnp.float32)
+        if c.norm == "rmsnorm":
+            y = x32 * jax.lax.rsqrt(jnp.mean(x32 ** 2, axis=-1, keepdims=True) + c.norm_eps)
+            return (y * self.param("scale", nn.initializers.ones, (x.shape[-1],))).astype(c.dtype)
+        mean = x32.mean(-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(((x32 - mean) ** 2).mean(-1, keepdims=True) + c.norm_eps)
+        y = y * self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        if c.norm_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        return y.astype(c.dtype)
+
+
+def _dense(features, use_bias, name, dtype):
+    return nn.Dense(features, use_bias=use_bias, name=name, dtype=dtype,
+                    kernel_init=nn.initializers.normal(0.02))
+
+
+class Attention(nn.Module):
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, x, *, positions, mask, cache_kv, cache_index, return_weights):
+        c = self.config
+        b, t, _ = x.shape
+        q = _dense(c.n_heads * c.head_dim, c.qkv_bias, "q", c.dtype)(x).reshape(b, t, c.n_heads, c.head_dim)
+        k = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "k", c.dtype)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        v = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "v", c.dtype)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        if c.positions == "rotary":
+            q = attention.apply_rotary(q, positions, theta=c.rope_theta)
+            k = attention.apply_rotary(k, positions, theta=c.rope_theta)
+        new_cache = None
+        if cache_kv is not None:
+            ck, cv = attention.update_cache(cache_kv[0], cache_kv[1], k, v, cache_index)
+            k, v, new_cache = ck, cv, (ck, cv)
+        out = attention.dot_product_attention(q, k, v, mask=mask, return_weights=return_weights)
+        weights = None
+        if return_weights:
+            out, weights = out
+        out = _dense(c.d_model, c.out_bias, "o", c.dtype)(out.reshape(b, t, c.d_model))
+        return out, new_cache, weights
+
+
+class MLP(nn.Module):
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.config
+        if c.mlp == "swiglu":
+            gate = _dense(c.ff_dim, c.mlp_bias, "gate", c.dtype)(x)
+            up = _dense(c.ff_dim, c.mlp_bias, "up", c.dtype)(x)
+            return _dense(c.d_model, c.mlp_bias, "down", c.dtype)(nn.silu(gate) * up)
+        act = {"gelu": lambda h: nn.gelu(h, approximate=False), "gelu_tanh": lambda h: nn.gelu(h, approximate=True),
+               "relu": nn.relu}[c.mlp]
+        return _dense(c.d_model, c.mlp_bias, "down", c.dtype)(act(_dense(c.ff_dim, c.mlp_bias, "up", c.dtype)(x)))
+
+
+class Block(nn.Module):
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, x, *, positions, mask, cache_kv, cache_index, return_weights):
+        c = self.config
+        attn = Attention(c, name="attn")
+        kw = dict(positions=positions, mask=mask, cache_kv=cache_kv, cache_index=cache_index,
+                  return_weights=return_weights)
+        if c.prenorm:
+            a, new_cache, w = attn(Norm(c, name="norm_attn")(x), **kw)
+            x = x + a
+            if c.mlp != "none":
+                x = x + MLP(c, name="mlp")(Norm(c, name="norm_mlp")(x))
+        else:  # post-norm (original Transformer / BERT order)
+            a, new_cache, w = attn(x, **kw)
+            x = Norm(c, name="norm_attn")(x + a)
+            if c.mlp != "none":
+                x = Norm(c, name="norm_mlp")(x + MLP(c, name="mlp")(x))
+        return x, new_cache, w
+
+
+class Transformer(nn.Module):
+    """`apply({"params": p}, input_ids, ...)` → dict with "logits" (or "score"), and optionally
+    "hidden" (embeddings + every block's output), "attn" (per layer `[b, heads, t, s]`), "cache"."""
+
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, input_ids, *, positions=None, attention_mask=None, cache=None, cache_index=0,
+                 return_hidden: bool = False, return_attn: bool = False):
+        """Args:
+          input_ids: `[b, t]` int tokens.
+          positions: `[b, t]` absolute positions (default arange(t) + cache_index).
+          attention_mask: `[b, s]` 1 for real tokens, 0 for padding, over the keys: s = t without a
+            cache, s = cache length with one (the caller tracks which cache slots hold real tokens).
+          cache: None, or {"k","v": `[n_layers, b, max_len, kv_heads, d_h]`} (attention.init_cache);
+            this call's keys/values are written at slot `cache_index` and the new cache is returned.
+        """
+        c = self.config
+        b, t = input_ids.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t)[None, :] + cache_index, (b, t))
+        s = t if cache is None else cache["k"].shape[2]
+        mask = attention.causal_mask(t, s, offset=0 if cache is None else cache_index)[None, None]
+        if attention_mask is not None:
+            mask = mask & attention.padding_mask(attention_mask)
+        embed = nn.Embed(c.vocab_size, c.d_model, name="embed", embedding_init=nn.initializers.normal(0.02))
+        x = embed(input_ids).astype(c.dtype)
+        if c.positions == "learned":
+            x = x + nn.Embed(c.max_len, c.d_model, name="pos_embed",
+                             embedding_init=nn.initializers.normal(0.01))(positions).astype(c.dtype)
+        hidden, weights, new_k, new_v = [x], [], [], []
+        for i in range(c.n_layers):
+            kv = None if cache is None else (cache["k"][i], cache["v"][i])
+            x, nc, w = Block(c, name=f"block_{i}")(x, positions=positions, mask=mask, cache_kv=kv,
+                                                   cache_index=cache_index, return_weights=return_attn)
+            hidden.append(x)
+            weights.append(w)
+            if nc is not None:
+                new_k.append(nc[0])
+                new_v.append(nc[1])
+        if c.prenorm:
+            x = Norm(c, name="norm_final")(x)
+        out = {}
+        if c.head == "scalar":
+            score = nn.Dense(1, use_bias=False, name="score", dtype=c.dtype)(x)[..., 0]  # [b, t]
+            valid = jnp.ones((b, t), bool) if attention_mask is None or cache is not None \
+                else attention_mask.astype(bool)
+            last = jnp.max(jnp.where(valid, jnp.arange(t)[None, :], 0), axis=-1)
+            out["score"] = jnp.take_along_axis(score, last[:, None], axis=1)[:, 0].astype(jnp.float32)
+            out["token_scores"] = score.astype(jnp.float32)
+        elif c.tied_head:
+            out["logits"] = embed.attend(x).astype(jnp.float32)
+        else:
+            out["logits"] = nn.Dense(c.vocab_size, use_bias=False, name="lm_head", dtype=c.dtype,
+                                     kernel_init=nn.initializers.normal(0.02))(x).astype(jnp.float32)
+        if return_hidden:
+            out["hidden"] = hidden
+        if return_attn:
+            out["attn"] = weights
+        if cache is not None:
+            out["cache"] = {"k": jnp.stack(new_k), "v": jnp.stack(new_v)}
+        return out
+
+
+def init_params(config: TransformerConfig, key: jax.Array, *, seq_len: int = 8) -> dict:
+    """Random parameters (N(0, 0.02) weights) as a plain pytree."""
+    return Transformer(config).init(key, jnp.zeros((1, seq_len), jnp.int32))["params"]
+
+
+def forward(params: dict, input_ids: jnp.ndarray, *, config: TransformerConfig, **kwargs) -> dict:
+    """Pure forward: `Transformer(config).apply({"params": params}, input_ids, **kwargs)`."""
+    return Transformer(config).apply({"params": params}, input_ids, **kwargs)
+
+
+def count_params(params: dict) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(params)))

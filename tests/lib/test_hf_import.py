@@ -1,0 +1,81 @@
+"""lib/hf_import.py: sharded checkpoints, clear errors, tokenizer round trip."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hf_fixtures import random_ids, save_tiny, torch
+
+from lib import hf_import
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    """A checkpoint split into shards with an index loads to the same logits as transformers."""
+    ref_model = save_tiny("llama_gqa", tmp_path, max_shard_size="20KB")
+    assert os.path.exists(tmp_path / "model.safetensors.index.json")
+    ids = random_ids((1, 5))
+    with torch.no_grad():
+        ref = ref_model(torch.tensor(ids)).logits.numpy()
+    np.testing.assert_allclose(hf_import.load_model(tmp_path)(ids), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_missing_directory_and_config(tmp_path):
+    """A missing directory or config.json is named in the error."""
+    with pytest.raises(hf_import.CheckpointError, match="does not exist"):
+        hf_import.load_model(tmp_path / "nope")
+    with pytest.raises(hf_import.CheckpointError, match="has no config.json"):
+        hf_import.load_model(tmp_path)
+
+
+def test_pickle_checkpoints_are_refused(tmp_path):
+    """Only safetensors are read; a pytorch_model.bin is refused with a hint."""
+    save_tiny("gpt2", tmp_path)
+    os.rename(tmp_path / "model.safetensors", tmp_path / "pytorch_model.bin")
+    with pytest.raises(hf_import.CheckpointError, match="pickle files .*pytorch_model.bin.* not accepted"):
+        hf_import.load_model(tmp_path)
+
+
+def test_unknown_architecture(tmp_path):
+    """An unsupported model_type lists the supported ones."""
+    save_tiny("gpt2", tmp_path)
+    cfg = json.load(open(tmp_path / "config.json"))
+    cfg["model_type"] = "bert"
+    json.dump(cfg, open(tmp_path / "config.json", "w"))
+    with pytest.raises(hf_import.CheckpointError, match=r"model_type='bert' is not supported: expected one of"):
+        hf_import.load_model(tmp_path)
+
+
+def test_shape_mismatch_and_dtype_name_the_tensor(tmp_path):
+    """A tensor of the wrong shape or dtype is named with what was expected."""
+    from safetensors.numpy import load_file, save_file
+
+    save_tiny("gpt2", tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    name = next(k for k in tensors if k.endswith("h.0.ln_1.weight"))
+    bad = dict(tensors)
+    bad[name] = np.ones(31, np.float32)
+    save_file(bad, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    msg = r"tensor 'h.0.ln_1.weight' has shape \(31,\): expected \(32,\)"
+    with pytest.raises(hf_import.CheckpointError, match=msg):
+        hf_import.load_model(tmp_path)
+    bad[name] = np.ones(32, np.int32)
+    save_file(bad, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(hf_import.CheckpointError, match=r"has dtype int32: expected float32, bfloat16 or float16"):
+        hf_import.load_model(tmp_path)
+
+
+def test_tokenizer_round_trip(tmp_path):
+    """A tokenizer.json built with the tokenizers library loads and round-trips text."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    text = ["the quick brown fox jumps over the lazy dog", "two hops from a to c via b"] * 20
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=120, special_tokens=["[UNK]", "[EOS]"]))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    loaded = hf_import.load_tokenizer(tmp_path)
+    ids = loaded.encode("the lazy fox hops").ids
+    assert loaded.decode(ids) == "the lazy fox hops"
+    with pytest.raises(hf_import.CheckpointError, match="tokenizer.json"):
+        hf_import.load_tokenizer(tmp_path / "missing")

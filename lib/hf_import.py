@@ -216,7 +216,7 @@ def convert(tensors: dict, cfg: TransformerConfig, model_type: str) -> dict:
 def load_model(path: str, *, dtype=None) -> Model:
     """Loads config.json + safetensors from a local directory. `dtype` defaults to the checkpoint's
     torch_dtype for bf16/fp16 checkpoints and float32 otherwise."""
-    path = os.fspath(path)
+    path = os.path.expanduser(os.fspath(path))
     hf = _read_config(path)
     if dtype is None:
         dtype = DTYPES.get(hf.get("torch_dtype") or hf.get("dtype") or "float32", jnp.float32)
@@ -229,7 +229,7 @@ def load_tokenizer(path: str):
     """The `tokenizers.Tokenizer` of `path/tokenizer.json` (a directory or the file itself)."""
     from tokenizers import Tokenizer
 
-    path = os.fspath(path)
+    path = os.path.expanduser(os.fspath(path))
     file = path if path.endswith(".json") else os.path.join(path, "tokenizer.json")
     if not os.path.exists(file):
         raise CheckpointError(f"{file!r} does not exist (expected a tokenizer.json from the `tokenizers` library)")

@@ -29,6 +29,7 @@ POSITIONS = ("learned", "rotary", "none")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "gelu_tanh", "relu", "swiglu", "none")
 HEADS = ("lm", "scalar")
+INITS = ("normal", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TransformerConfig:
     norm_bias: bool = True  # LayerNorm only
     rope_theta: float = 10000.0
     head: str = "lm"  # "scalar": one number per sequence (reward models)
+    init: str = "normal"  # "normal": N(0, 0.02) (GPT-2); "torch": PyTorch defaults, N(0,1) embeddings, U(±1/√fan_in)
     dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -65,7 +67,8 @@ class TransformerConfig:
             bad("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
         if self.n_kv_heads is not None and (self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads):
             bad("n_kv_heads", self.n_kv_heads, f"a divisor of n_heads={self.n_heads}")
-        for field, options in (("positions", POSITIONS), ("norm", NORMS), ("mlp", MLPS), ("head", HEADS)):
+        for field, options in (("positions", POSITIONS), ("norm", NORMS), ("mlp", MLPS), ("head", HEADS),
+                               ("init", INITS)):
             if getattr(self, field) not in options:
                 bad(field, getattr(self, field), f"one of {list(options)}")
         if self.positions == "rotary" and self.head_dim % 2:
@@ -102,9 +105,22 @@ class Norm(nn.Module):
         return y.astype(c.dtype)
 
 
-def _dense(features, use_bias, name, dtype):
-    return nn.Dense(features, use_bias=use_bias, name=name, dtype=dtype,
-                    kernel_init=nn.initializers.normal(0.02))
+def _torch_uniform(key, shape, dtype=jnp.float32):
+    """PyTorch's nn.Linear default for weights and biases: U(±1/√fan_in) (fan_in = shape[0] of a kernel)."""
+    bound = 1.0 / jnp.sqrt(shape[0])
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _dense(features, use_bias, name, config, init_std=0.02):
+    if config.init == "torch":
+        return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
+                        bias_init=nn.initializers.zeros)
+    return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
+                    kernel_init=nn.initializers.normal(init_std))
+
+
+def _embed_init(config, std):
+    return nn.initializers.normal(1.0 if config.init == "torch" else std)
 
 
 class Attention(nn.Module):
@@ -114,9 +130,9 @@ class Attention(nn.Module):
     def __call__(self, x, *, positions, mask, cache_kv, cache_index, return_weights):
         c = self.config
         b, t, _ = x.shape
-        q = _dense(c.n_heads * c.head_dim, c.qkv_bias, "q", c.dtype)(x).reshape(b, t, c.n_heads, c.head_dim)
-        k = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "k", c.dtype)(x).reshape(b, t, c.kv_heads, c.head_dim)
-        v = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "v", c.dtype)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        q = _dense(c.n_heads * c.head_dim, c.qkv_bias, "q", c)(x).reshape(b, t, c.n_heads, c.head_dim)
+        k = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "k", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        v = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "v", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
         if c.positions == "rotary":
             q = attention.apply_rotary(q, positions, theta=c.rope_theta)
             k = attention.apply_rotary(k, positions, theta=c.rope_theta)
@@ -128,7 +144,7 @@ class Attention(nn.Module):
         weights = None
         if return_weights:
             out, weights = out
-        out = _dense(c.d_model, c.out_bias, "o", c.dtype)(out.reshape(b, t, c.d_model))
+        out = _dense(c.d_model, c.out_bias, "o", c)(out.reshape(b, t, c.d_model))
         return out, new_cache, weights
 
 
@@ -139,12 +155,12 @@ class MLP(nn.Module):
     def __call__(self, x):
         c = self.config
         if c.mlp == "swiglu":
-            gate = _dense(c.ff_dim, c.mlp_bias, "gate", c.dtype)(x)
-            up = _dense(c.ff_dim, c.mlp_bias, "up", c.dtype)(x)
-            return _dense(c.d_model, c.mlp_bias, "down", c.dtype)(nn.silu(gate) * up)
+            gate = _dense(c.ff_dim, c.mlp_bias, "gate", c)(x)
+            up = _dense(c.ff_dim, c.mlp_bias, "up", c)(x)
+            return _dense(c.d_model, c.mlp_bias, "down", c)(nn.silu(gate) * up)
         act = {"gelu": lambda h: nn.gelu(h, approximate=False), "gelu_tanh": lambda h: nn.gelu(h, approximate=True),
                "relu": nn.relu}[c.mlp]
-        return _dense(c.d_model, c.mlp_bias, "down", c.dtype)(act(_dense(c.ff_dim, c.mlp_bias, "up", c.dtype)(x)))
+        return _dense(c.d_model, c.mlp_bias, "down", c)(act(_dense(c.ff_dim, c.mlp_bias, "up", c)(x)))
 
 
 class Block(nn.Module):
@@ -177,7 +193,7 @@ class Transformer(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids, *, positions=None, attention_mask=None, cache=None, cache_index=0,
-                 return_hidden: bool = False, return_attn: bool = False):
+                 return_hidden: bool = False, return_attn: bool = False, select=None):
         """Args:
           input_ids: `[b, t]` int tokens.
           positions: `[b, t]` absolute positions (default arange(t) + cache_index).
@@ -185,6 +201,8 @@ class Transformer(nn.Module):
             cache, s = cache length with one (the caller tracks which cache slots hold real tokens).
           cache: None, or {"k","v": `[n_layers, b, max_len, kv_heads, d_h]`} (attention.init_cache);
             this call's keys/values are written at slot `cache_index` and the new cache is returned.
+          select: optional `[b]` positions: the final norm and the head run only there (logits `[b, V]`),
+            for losses that use one position.
         """
         c = self.config
         b, t = input_ids.shape
@@ -194,11 +212,11 @@ class Transformer(nn.Module):
         mask = attention.causal_mask(t, s, offset=0 if cache is None else cache_index)[None, None]
         if attention_mask is not None:
             mask = mask & attention.padding_mask(attention_mask)
-        embed = nn.Embed(c.vocab_size, c.d_model, name="embed", embedding_init=nn.initializers.normal(0.02))
+        embed = nn.Embed(c.vocab_size, c.d_model, name="embed", embedding_init=_embed_init(c, 0.02))
         x = embed(input_ids).astype(c.dtype)
         if c.positions == "learned":
             x = x + nn.Embed(c.max_len, c.d_model, name="pos_embed",
-                             embedding_init=nn.initializers.normal(0.01))(positions).astype(c.dtype)
+                             embedding_init=_embed_init(c, 0.01))(positions).astype(c.dtype)
         hidden, weights, new_k, new_v = [x], [], [], []
         for i in range(c.n_layers):
             kv = None if cache is None else (cache["k"][i], cache["v"][i])
@@ -209,6 +227,8 @@ class Transformer(nn.Module):
             if nc is not None:
                 new_k.append(nc[0])
                 new_v.append(nc[1])
+        if select is not None:
+            x = jnp.take_along_axis(x, select[:, None, None], axis=1)[:, 0]  # [b, d]
         if c.prenorm:
             x = Norm(c, name="norm_final")(x)
         out = {}
@@ -222,8 +242,7 @@ class Transformer(nn.Module):
         elif c.tied_head:
             out["logits"] = embed.attend(x).astype(jnp.float32)
         else:
-            out["logits"] = nn.Dense(c.vocab_size, use_bias=False, name="lm_head", dtype=c.dtype,
-                                     kernel_init=nn.initializers.normal(0.02))(x).astype(jnp.float32)
+            out["logits"] = _dense(c.vocab_size, False, "lm_head", c)(x).astype(jnp.float32)
         if return_hidden:
             out["hidden"] = hidden
         if return_attn:

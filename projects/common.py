@@ -116,3 +116,24 @@ def configure_xla_cpu_threads() -> str:
         return "default" if "XLA_FLAGS" not in os.environ else "user XLA_FLAGS"
     os.environ["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
     return "single"
+
+
+def run_main(project: str, config, workdir: str, *, module: str = "train") -> dict:
+    """The body of every `projects/<p>/main.py`: choose XLA threading (before JAX starts), log the
+    devices, validate, write config.json, run `projects.<p>.<module>.train_and_evaluate`, print claims."""
+    import importlib
+
+    n_dev = config.get("num_devices", 1)
+    threads = configure_xla_cpu_threads() if n_dev in (0, 1) else "default"
+    import jax
+
+    mod = importlib.import_module(f"projects.{project}.{module}")
+    print(f"{project}: preset={config.get('preset')} devices={jax.local_devices()} xla_cpu_threads={threads}")
+    mod.validate(config)
+    save_config(config, workdir)
+    results = mod.train_and_evaluate(config, workdir)
+    for c in results["claims"]:
+        mark = {True: "holds", False: "FAILS", None: "n/a"}[c["holds"]]
+        print(f"[{mark:5}] {c['id']}: {c['ours']}")
+    print(f"results: {workdir}/results.json")
+    return results

@@ -16,20 +16,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     from projects import common
 
-    config = _CONFIG.value
-    threads = common.configure_xla_cpu_threads() if config.num_devices in (0, 1) else "default"
-    import jax
-
-    from projects.ltb_icl import train
-
-    print(f"ltb_icl: preset={config.preset} devices={jax.local_devices()} xla_cpu_threads={threads}")
-    train.validate(config)
-    common.save_config(config, _WORKDIR.value)
-    results = train.train_and_evaluate(config, _WORKDIR.value)
-    for c in results["claims"]:
-        mark = {True: "holds", False: "FAILS", None: "n/a"}[c["holds"]]
-        print(f"[{mark:5}] {c['id']}: {c['ours']}")
-    print(f"results: {_WORKDIR.value}/results.json")
+    common.run_main("ltb_icl", _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

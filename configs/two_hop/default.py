@@ -1,0 +1,85 @@
+"""two_hop: two-hop reasoning with distractors — the plateau, the abrupt transition, the mechanism.
+
+Paper: Guo, Zhu, Zhang, Jiao, Mei, Jordan, Russell, "How Do LLMs Perform Two-Hop Reasoning in Context?"
+(arXiv 2502.13913); official code GuoTianYu2000/twohopIC.
+
+Launch (from the repository root):
+    python -m projects.two_hop.main --config=configs/two_hop/default.py:quick --workdir=runs/two_hop
+Override any field, e.g. `--config.num_seeds=5 --config.train.steps=6000 --config.model.mlp=relu`.
+
+Presets (2 CPU cores, single-threaded XLA):
+  smoke  ~20 s   tiny run for tests: the code path, not the transition.
+  quick  see projects/two_hop/README.md for its measured runtime: a scaled-down attention-only model, seeds
+         as a vmap axis.
+  paper  the authors' setting: d=256, FFN, batch 512, AdamW lr 3e-4 (β2=0.99, wd 1e-4), 10 000 steps
+         (≈2 s/step on 2 cores; a GPU run).
+
+Task (spec §2.1): K=5 interleaved chains over 30 nodes (vocabulary 34), BOS, the sequence stops at the query,
+loss on the query position only. Model (spec §2.2): 3 layers, 1 head, learned positions, pre-LayerNorm, no
+biases, untied head, PyTorch-default initialisation (N(0,1) embeddings, U(±1/√fan_in) linears).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    preset = arg or "quick"
+    if preset not in ("smoke", "quick", "paper"):
+        raise ValueError(f"preset {preset!r} is invalid: expected one of ['smoke', 'quick', 'paper']")
+    c = ml_collections.ConfigDict()
+    c.preset = preset
+    c.seed = 0
+    c.num_seeds = 3  # a vmap axis: every seed has its own initialisation and data stream
+
+    c.data = ml_collections.ConfigDict()
+    c.data.n_chains = 5
+    c.data.n_nodes = 30
+
+    c.model = ml_collections.ConfigDict()
+    c.model.d_model = 64
+    c.model.n_layers = 3
+    c.model.n_heads = 1
+    c.model.mlp = "none"  # "none" = attention-only (what the three-parameter model abstracts); "relu" = the paper's FFN
+    c.model.init = "torch"
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 3000
+    c.train.batch_size = 256
+    c.train.learning_rate = 2e-3
+    c.train.b2 = 0.99
+    c.train.weight_decay = 1e-4
+    c.train.log_every = 50  # steps per jitted chunk; the probes are evaluated at every chunk
+    c.train.checkpoint_every = 500
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 512  # the fixed probe batch (drawn with eval.seed), as in the paper's dynamics plots
+    c.eval.seed = 42
+    c.eval.final_batch_size = 2048  # final accuracy on fresh sequences
+    c.eval.jump_window = 300  # accuracy must go from < 0.5 to > 0.95 within this many steps
+    c.eval.three_param_steps = 2000
+
+    # The LLM side: a local Llama-family (or GPT-2) checkpoint directory with tokenizer.json; "" skips it.
+    c.llm = ml_collections.ConfigDict()
+    c.llm.checkpoint = ""
+    c.llm.max_k = 5
+    c.llm.prompts_per_k = 100
+    c.llm.finetune_steps = 30  # AdamW steps on K=2 prompts (held out from the evaluation prompts)
+    c.llm.finetune_lr = 1e-5
+    c.llm.batch_size = 8
+
+    if preset == "smoke":
+        c.num_seeds = 2
+        c.model.d_model = 16
+        c.train.steps = 100
+        c.train.batch_size = 32
+        c.train.log_every = 25
+        c.train.checkpoint_every = 50
+        c.eval.batch_size = 64
+        c.eval.final_batch_size = 128
+    elif preset == "paper":
+        c.model.d_model = 256
+        c.model.mlp = "relu"
+        c.train.steps = 10_000
+        c.train.batch_size = 512
+        c.train.learning_rate = 3e-4
+    return c

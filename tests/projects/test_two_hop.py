@@ -1,0 +1,122 @@
+"""two_hop: the generator's bookkeeping, the smoke run, resume, and clear config errors."""
+
+import json
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from configs.two_hop import default
+from projects import common
+from projects.two_hop import claims, data, train
+
+
+def test_generator_bookkeeping_and_structure():
+    """Distinct nodes, premise order kept per chain, query = a source, target = its end, probes point at the
+    first bridge occurrence and the end."""
+    b = jax.tree.map(np.asarray, data.sample(jax.random.key(3), batch=64, n_chains=5, n_nodes=30))
+    pos = jax.tree.map(np.asarray, data.positions(b))
+    toks = b["tokens"]
+    assert toks.shape == (64, 22) and np.all(toks[:, 0] == data.BOS)
+    for i in range(64):
+        nodes = b["nodes"][i]
+        assert len(set(nodes.reshape(-1).tolist())) == 15 and nodes.min() >= 4 and nodes.max() <= 33
+        premises = toks[i, 1:21].reshape(10, 2)
+        for s, br, e in nodes:
+            first = np.flatnonzero((premises == [s, br]).all(1))
+            second = np.flatnonzero((premises == [br, e]).all(1))
+            assert len(first) == 1 and len(second) == 1 and first[0] < second[0]
+        q = b["query_chain"][i]
+        assert toks[i, 21] == nodes[q, 0] and b["target"][i] == nodes[q, 2]
+        assert toks[i, pos["bridge_first"][i]] == nodes[q, 1] and toks[i, pos["bridge_first"][i] - 1] == nodes[q, 0]
+        assert toks[i, pos["end"][i]] == nodes[q, 2] and toks[i, pos["end"][i] - 1] == nodes[q, 1]
+
+
+def test_interleaving_is_uniform():
+    """The first premise is chain k's first edge with probability 1/K (uniform interleaving)."""
+    b = data.sample(jax.random.key(0), batch=20000, n_chains=5, n_nodes=30)
+    first_is_q = np.asarray(b["edge_chain"][:, 0] == b["query_chain"])
+    assert abs(first_is_q.mean() - 0.2) < 0.015
+    assert np.all(np.asarray(b["edge_hop"][:, 0]) == 0)
+
+
+def test_find_jump():
+    """A rise from < 0.5 to > 0.95 within the window is a jump; a slow climb is not."""
+    step = np.arange(0, 1000, 50)
+    fast = np.where(step < 600, 0.3, 1.0)
+    slow = np.clip((step - 200) / 600, 0.2, 1.0)
+    assert claims.find_jump(step, fast, 300) == (550, 600)
+    assert claims.find_jump(step, slow, 300) is None
+
+
+def test_smoke_run_writes_results_and_resumes(tmp_path):
+    """The smoke preset trains, writes every claim and plots; a rerun of a finished run resumes, not retrains."""
+    config = default.get_config("smoke")
+    res = train.train_and_evaluate(config, str(tmp_path))
+    on_disk = json.load(open(tmp_path / "results.json"))
+    assert {c["id"] for c in on_disk["claims"]} == {"TH.abrupt_transition", "TH.random_guessing_plateau",
+                                                   "TH.sequential_query_mechanism", "TH.three_parameter_model"}
+    assert next(c for c in res["claims"] if c["id"] == "TH.three_parameter_model")["holds"] is True
+    for plot in res["plots"]:
+        assert (tmp_path / plot).stat().st_size > 10_000
+    probes = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in probes] == [0, 25, 50, 75, 100]
+    assert probes[-1]["loss"][0] < probes[0]["loss"][0]  # it learns something even in 100 steps
+    res2 = train.train_and_evaluate(config, str(tmp_path))
+    assert res2["metrics"]["seed0/final_accuracy"] == res["metrics"]["seed0/final_accuracy"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("data.n_nodes", 12, "config.data.n_nodes=12 is invalid: expected >= 3·n_chains = 15"),
+    ("model.mlp", "gelu2", "config.model.mlp='gelu2' is invalid: expected one of"),
+    ("train.log_every", 30, "config.train.log_every=30 is invalid: expected a divisor of train.steps=100"),
+])
+def test_bad_config(field, value, message):
+    """validate() names the field, the value and what is accepted."""
+    config = default.get_config("smoke")
+    section, leaf = field.split(".")
+    config[section][leaf] = value
+    with pytest.raises(common.ConfigError, match=re.escape(message)):
+        train.validate(config)
+
+
+def test_llm_side_on_a_tiny_checkpoint(tmp_path):
+    """With a tiny random Llama checkpoint + tokenizer the LLM side evaluates K=1..3 before/after fine-tuning,
+    its fine-tuning loss falls, and both LLM claims are decided (not skipped)."""
+    pytest.importorskip("transformers")
+    import sys
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "lib"))
+    from hf_fixtures import save_tiny
+
+    from projects.two_hop import llm
+
+    ckpt = tmp_path / "ckpt"
+    save_tiny("llama_gqa", ckpt)
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = [p["text"] + " " + p["target"] for k in (1, 2, 3) for p in llm.make_prompts(k=k, n=30, seed=k)]
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=97, special_tokens=["[UNK]"]))
+    tok.save(str(ckpt / "tokenizer.json"))
+    config = default.get_config("smoke")
+    config.llm.checkpoint = str(ckpt)
+    config.llm.max_k, config.llm.prompts_per_k, config.llm.finetune_steps = 3, 16, 25
+    config.llm.finetune_lr = 3e-3
+    res = train.train_and_evaluate(config, str(tmp_path / "run"))
+    llm_res = json.load(open(tmp_path / "run" / "llm_results.json"))
+    assert sorted(llm_res["before"]) == ["1", "2", "3"] and llm_res["before"]["1"]["p_distractor"] is None
+    assert np.mean(llm_res["finetune_losses"][-5:]) < np.mean(llm_res["finetune_losses"][:5])
+    decided = {c["id"]: c["holds"] for c in res["claims"] if c["id"].startswith("TH.llm")}
+    assert set(decided) == {"TH.llm_random_guessing", "TH.llm_finetune_fixes"}
+    assert all(v in (True, False) for v in decided.values())
+
+
+def test_llm_checkpoint_must_exist():
+    """A checkpoint path that does not exist is refused before anything runs."""
+    config = default.get_config("smoke")
+    config.llm.checkpoint = "/nonexistent/model"
+    with pytest.raises(common.ConfigError, match="config.llm.checkpoint='/nonexistent/model' is invalid"):
+        train.validate(config)

@@ -137,3 +137,11 @@ def run_main(project: str, config, workdir: str, *, module: str = "train") -> di
         print(f"[{mark:5}] {c['id']}: {c['ours']}")
     print(f"results: {workdir}/results.json")
     return results
+
+
+def figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+    """(fig, axes) without pyplot: no global backend switch, so notebooks keep inline plotting."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from lib import transformer  # noqa: E402
-from lib.minimal_models import three_param_descent  # noqa: E402
-from projects.two_hop import claims as claims_lib  # noqa: E402
-from projects.two_hop import data  # noqa: E402
+from lib import transformer
+from lib.minimal_models import three_param_descent
+from projects import common
+from projects.two_hop import claims as claims_lib
+from projects.two_hop import data
 
 
 def dynamics(config, workdir: str) -> str:
     c = claims_lib.curves(workdir)
     step, S = c["step"], c["accuracy"].shape[1]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    fig, axes = common.figure(2, 2, figsize=(12, 8))
     styles = [("p_target", "target end", "C0"), ("p_distractor", "each distractor end (mean)", "C1"),
               ("p_context_other", "sources + bridges", "C2"), ("p_outside", "tokens not in context", "C3")]
     for s in range(S):
@@ -48,7 +45,6 @@ def dynamics(config, workdir: str) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "dynamics.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -61,7 +57,7 @@ def attention_maps(config, workdir: str, before: dict | None, after: dict) -> st
                         n_nodes=config.data.n_nodes)
     pos = data.positions(batch)
     rows = [("before the jump", before), ("after training", after)] if before is not None else [("after", after)]
-    fig, axes = plt.subplots(len(rows), 3, figsize=(12, 4 * len(rows)), squeeze=False)
+    fig, axes = common.figure(len(rows), 3, figsize=(12, 4 * len(rows)), squeeze=False)
     labels = ["<s>"] + [str(int(t)) for t in np.asarray(batch["tokens"][0, 1:])]
     for r, (name, params) in enumerate(rows):
         attn = transformer.forward(params, batch["tokens"], config=mc, return_attn=True)["attn"]
@@ -78,13 +74,12 @@ def attention_maps(config, workdir: str, before: dict | None, after: dict) -> st
     fig.tight_layout()
     path = os.path.join(workdir, "attention_maps.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def three_param(config, workdir: str) -> str:
     c = claims_lib.curves(workdir)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = common.figure(1, 2, figsize=(12, 4))
     for name, init, color in (("zero init", (0.0, 0.0, 0.0), "C0"), ("authors' init", claims_lib.STORED_INIT, "C1")):
         thetas, losses = three_param_descent(jnp.array(init), lr=0.1, steps=2000)
         axes[0].plot(np.asarray(losses), color=color, label=f"three-parameter model, {name}")
@@ -104,7 +99,6 @@ def three_param(config, workdir: str) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "three_parameter_model.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -56,7 +56,9 @@ def test_smoke_run_writes_results_and_resumes(tmp_path):
     res = train.train_and_evaluate(config, str(tmp_path))
     on_disk = json.load(open(tmp_path / "results.json"))
     assert {c["id"] for c in on_disk["claims"]} == {"TH.abrupt_transition", "TH.random_guessing_plateau",
-                                                   "TH.sequential_query_mechanism", "TH.three_parameter_model"}
+                                                   "TH.sequential_query_mechanism", "TH.three_parameter_model",
+                                                   "TH.llm_random_guessing", "TH.llm_finetune_fixes"}
+    assert all(c["holds"] is None for c in res["claims"] if c["id"].startswith("TH.llm"))  # no checkpoint: not run
     assert next(c for c in res["claims"] if c["id"] == "TH.three_parameter_model")["holds"] is True
     for plot in res["plots"]:
         assert (tmp_path / plot).stat().st_size > 10_000

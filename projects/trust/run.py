@@ -330,6 +330,7 @@ def run_offline_rl(config, *, cache_dir: str | None) -> dict:
             p_lcb, c_lcb = bandits.lcb(rhat, counts, sigma=sigma, delta=delta)
             return {"v_trust": tr["policy"] @ means, "c_trust": tr["certificate"], "index": tr["index"],
                     "v_trust_plugin": tr_plug["policy"] @ means, "c_trust_plugin": tr_plug["certificate"],
+                    "index_plugin": tr_plug["index"],
                     "sigma_plugin": logged["default_std"], "v_lcb": p_lcb @ means, "c_lcb": c_lcb,
                     "v_greedy": bandits.greedy(rhat, counts) @ means}
 

@@ -261,4 +261,4 @@ def _rl_claims(config, rl: dict | None, metrics: dict) -> list[dict]:
              f"{cov_plug:.3f}")
     return [claim("RL.logging_policy_mixture", text, paper=paper, ours=ours,
                   holds=(frac >= 0.9 and diff - ci > 0 and cov >= 0.9) if trap_like else None),
-            claim("RL.improves_on_behaviour", text2, paper=paper2, ours=ours2, holds=imp - imp_ci > 0)]
+            claim("RL.improves_on_behaviour", text2, paper=paper2, ours=ours2, holds=imp - imp_ci > 1e-9)]

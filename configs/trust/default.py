@@ -13,7 +13,7 @@ Presets (2 CPU cores):
   quick  ~2 min  the spec's §5: every instance family (trap-half σ ∈ {0.5, 1}, trap-U01, half01, U01,
                  12 minimax instances, d-scaling up to 10⁴), 1000 data seeds, M = 1000 draws (500 at
                  d = 10⁴), the offline-RL reduction with 1000 seeds. About half of it is compilation.
-  paper  ~3 min  as quick with M = 2000 draws (1000 at d = 10⁴) and 2000 data seeds.
+  paper  ~2 min  as quick with M = 2000 draws (1000 at d = 10⁴) and 2000 data seeds.
 
 Instance names (parsed by `projects.trust.run.make_instance`):
   trap_half_s<σ>_d<d>_n<N0>   arm 0 (mean 0.3, N0 samples) + d one-sample arms, half mean 1, half 0

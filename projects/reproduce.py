@@ -47,7 +47,12 @@ REGISTRY: tuple[Project, ...] = (
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)"),
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)"),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)"),
-    Project("trust", "Reliable Decisions in Data-Starved Bandits via Trust Region Enhancement (Zhang et al.; 2024)"),
+    Project("trust", "Reliable Decisions in Data-Starved Bandits via Trust Region Enhancement (Zhang et al.; 2024)",
+            built=True, claims=(
+                "T1.data_starved_win", "T1.data_starved_win_sigma1", "T2.safety_every_instance",
+                "T3.one_sample_certificate", "T4.minimax_certificate_parity", "T5.localization_scaling",
+                "T6.complexity_slope_saturation", "T6.solver_matches_slsqp", "T7.equal_counts_nonresult",
+                "T8.suite_under_a_minute", "RL.logging_policy_mixture", "RL.improves_on_behaviour")),
     Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)"),
     Project("autoprm", "AutoPRM: question decomposition and RL on sub-question solvers"),
     Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine"),

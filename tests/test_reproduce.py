@@ -28,7 +28,7 @@ def test_report_shows_failures_and_missing_claims(tmp_path):
     text = open(reproduce.write_report(outcomes, preset="quick", runs_dir=str(tmp_path))).read()
     assert "❌ does not hold" in text and "❌ missing" in text and "✅" not in text
     assert "| 0/" in text
-    assert "| trust | not built yet |" in text
+    assert "| trust | not run (excluded by --only) |" in text  # built, but not in these outcomes
     failed = {"ltb_icl": {"status": "failed (exit code 1; see log)", "seconds": 1.0, "claims": []}}
     text = open(reproduce.write_report(failed, preset="quick", runs_dir=str(tmp_path))).read()
     assert "failed (exit code 1" in text and "✅" not in text

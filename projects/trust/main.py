@@ -13,23 +13,10 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/trust", "Output directory; a rer
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     from projects import common
 
-    config = _CONFIG.value
-    threads = common.configure_xla_cpu_threads()
-    import jax
-
-    from projects.trust import run
-
-    print(f"trust: preset={config.preset} devices={jax.local_devices()} xla_cpu_threads={threads}")
-    run.validate(config)
-    common.save_config(config, _WORKDIR.value)
-    results = run.train_and_evaluate(config, _WORKDIR.value)
-    for c in results["claims"]:
-        mark = {True: "holds", False: "FAILS", None: "n/a"}[c["holds"]]
-        print(f"[{mark:5}] {c['id']}: {c['ours']}")
-    print(f"results: {_WORKDIR.value}/results.json ({results['metrics']['total_seconds']:.0f} s)")
+    common.run_main("trust", _CONFIG.value, _WORKDIR.value, module="run")
 
 
 if __name__ == "__main__":

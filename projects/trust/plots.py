@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from projects.trust import claims as claims_lib  # noqa: E402
+from projects import common
+from projects.trust import claims as claims_lib
 
 COLORS = {"trust": "C0", "lcb": "C3", "greedy": "C2"}
 
@@ -26,7 +23,7 @@ def values(workdir: str, results: dict) -> str:
     names = _main_instances(results)
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = common.figure(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         r = results[name]
         s = claims_lib.summarise(r)
@@ -47,14 +44,13 @@ def values(workdir: str, results: dict) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "values.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return os.path.basename(path)
 
 
 def certificates(workdir: str, results: dict) -> str:
     names = [n for n in ("trap_half_s0.5_d1000_n10000", "half01_s1_d1000_n1", "minimax_d10_n100_gap0.2")
              if n in results] or _main_instances(results)[:3]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4), squeeze=False)
+    fig, axes = common.figure(1, len(names), figsize=(4.6 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         r = results[name]
         for m in ("trust", "lcb"):
@@ -68,14 +64,13 @@ def certificates(workdir: str, results: dict) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "certificates.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return os.path.basename(path)
 
 
 def scaling(workdir: str, config, results: dict) -> str:
     ds = sorted(config.scaling_ds)
     summ = [claims_lib.summarise(results[claims_lib.scaling_name(d)]) for d in ds]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = common.figure(1, 2, figsize=(10, 3.8))
     a1.plot(ds, [s["trust/mean_improvement"] for s in summ], "o-", label="TRUST: mean V(π̂) − V(μ)")
     a1.plot(ds, [s["lcb/mean"] - s["v_behaviour"] for s in summ], "s--", color=COLORS["lcb"],
             label="LCB (= greedy): mean V − V(μ)")
@@ -88,12 +83,11 @@ def scaling(workdir: str, config, results: dict) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "scaling.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return os.path.basename(path)
 
 
 def complexity(workdir: str, config, results: dict) -> str:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = common.figure(figsize=(5.5, 4))
     for d in sorted(config.scaling_ds):
         r = results[claims_lib.scaling_name(d)]
         ax.plot(r["grid"], r["g_mean"], "o-", ms=3, label=f"Ĝ(ε), d={d}")
@@ -104,12 +98,11 @@ def complexity(workdir: str, config, results: dict) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "complexity.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return os.path.basename(path)
 
 
 def offline_rl(workdir: str, rl: dict) -> str:
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = common.figure(1, 2, figsize=(10, 3.8))
     data = [rl["v_trust"], rl["v_lcb"], rl["v_greedy"], rl["v_trust_plugin"]]
     a1.violinplot(data, showextrema=False, showmeans=True)
     a1.set_xticks([1, 2, 3, 4], ["TRUST", "LCB", "greedy", "TRUST\nplug-in σ"])
@@ -125,7 +118,6 @@ def offline_rl(workdir: str, rl: dict) -> str:
     fig.tight_layout()
     path = os.path.join(workdir, "offline_rl.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return os.path.basename(path)
 
 

@@ -8,6 +8,9 @@
   `fold_in(fold_in(key, row_ids[r]), p)`, so a row's sample depends neither on which other rows share
   the batch nor on its left padding.
 - `best_of_n`: N samples per prompt, scored by a reward function, the best one chosen.
+- `speculative_rejection`: Best-of-N's choice at a fraction of its compute: start with a large batch, prune
+  the lowest-scoring partial responses whenever the KV budget fills (gathering survivors' KV rows), repeat.
+  `prefill`, `decode` (resumable rounds) and `gather_rows` are its building blocks.
 
 Prompts are **left-padded** `[b, P]` with `prompt_mask` 1 on real tokens, so every row's next token is
 written at the same cache slot; positions count real tokens only.
@@ -16,10 +19,12 @@ written at the same cache slot; positions count real tokens only.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lib import attention
 from lib.transformer import TransformerConfig, forward
@@ -55,13 +60,81 @@ def sample_logits(logits: jnp.ndarray, keys: jax.Array, *, temperature: float = 
     return jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(keys, logits).astype(jnp.int32)
 
 
+def prefill(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, *, config: TransformerConfig,
+            max_new_tokens: int, pad_id: int = 0, row_ids: jnp.ndarray | None = None) -> dict:
+    """Runs the left-padded prompts `[b, P]` into a fresh static KV cache of length P + max_new_tokens and
+    returns the decoding state (every per-row leaf has the batch first; the cache has it second)."""
+    b, P = prompt_ids.shape
+    N = max_new_tokens
+    mask = prompt_mask.astype(jnp.int32)
+    positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+    cache = attention.init_cache(batch=b, max_len=P + N, n_layers=config.n_layers, n_kv_heads=config.kv_heads,
+                                 head_dim=config.head_dim, dtype=config.dtype)
+    kv_mask = jnp.zeros((b, P + N), jnp.int32).at[:, :P].set(mask)
+    out = forward(params, prompt_ids, config=config, positions=positions, attention_mask=kv_mask, cache=cache,
+                  cache_index=0)
+    return {"i": jnp.zeros((), jnp.int32), "cache": out["cache"], "logits": out["logits"][:, -1],
+            "kv_mask": kv_mask, "tokens": jnp.full((b, N), pad_id, jnp.int32),
+            "logprobs": jnp.zeros((b, N), jnp.float32), "done": jnp.zeros((b,), bool),
+            "lengths": jnp.zeros((b,), jnp.int32), "n_real": mask.sum(1),
+            "row_ids": jnp.arange(b) if row_ids is None else jnp.asarray(row_ids)}
+
+
+def decode(params: dict, state: dict, key: jax.Array, until, *, config: TransformerConfig, temperature: float = 1.0,
+           top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None, pad_id: int = 0) -> dict:
+    """Continues decoding `state` in one `lax.while_loop` until `until` new tokens exist (a traced value, so
+    rounds of any length share one compilation) or every row has finished."""
+    P = state["kv_mask"].shape[1] - state["tokens"].shape[1]
+    N = state["tokens"].shape[1]
+    until = jnp.minimum(until, N)
+
+    def cond(s):
+        return (s["i"] < until) & ~jnp.all(s["done"])
+
+    def body(s):
+        i = s["i"]
+        pos = s["n_real"] + i  # absolute position of the token being sampled
+        tok = jax.vmap(lambda k, lg: sample_logits(lg[None], k[None], temperature=temperature, top_k=top_k,
+                                                   top_p=top_p)[0])(row_keys(key, s["row_ids"], pos), s["logits"])
+        logp = jnp.take_along_axis(jax.nn.log_softmax(s["logits"], -1), tok[:, None], axis=-1)[:, 0]
+        tok = jnp.where(s["done"], pad_id, tok)
+        lengths = s["lengths"] + (~s["done"]).astype(jnp.int32)
+        done = s["done"] | (tok == eos_id) if eos_id is not None else s["done"]
+        kv_mask = s["kv_mask"].at[:, P + i].set(1)
+        o = forward(params, tok[:, None], config=config, positions=pos[:, None], attention_mask=kv_mask,
+                    cache=s["cache"], cache_index=P + i)
+        return {**s, "i": i + 1, "cache": o["cache"], "logits": o["logits"][:, 0], "kv_mask": kv_mask,
+                "tokens": s["tokens"].at[:, i].set(tok),
+                "logprobs": s["logprobs"].at[:, i].set(jnp.where(s["done"], 0.0, logp)),
+                "done": done, "lengths": lengths}
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def gather_rows(state: dict, idx: jnp.ndarray, *, dead: jnp.ndarray | None = None) -> dict:
+    """The decoding state of rows `idx` `[b']` (KV rows gathered, not re-prefilled); rows flagged `dead`
+    (bucket padding) are marked finished so they never change the result."""
+    out = {k: (v if k == "i" else jnp.take(v, idx, axis=1 if k == "cache" else 0)) for k, v in state.items()
+           if k != "cache"}
+    out["cache"] = jax.tree.map(lambda c: jnp.take(c, idx, axis=1), state["cache"])
+    if dead is not None:
+        out["done"] = out["done"] | dead
+    return out
+
+
+_prefill_jit = jax.jit(prefill, static_argnames=("config", "max_new_tokens", "pad_id"))
+_decode_jit = jax.jit(decode, static_argnames=("config", "temperature", "top_k", "top_p", "eos_id", "pad_id"),
+                      donate_argnums=(1,))
+_gather_jit = jax.jit(gather_rows)
+
+
 @functools.partial(jax.jit, static_argnames=("config", "max_new_tokens", "temperature", "top_k", "top_p",
                                              "eos_id", "pad_id"))
 def generate(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, key: jax.Array, *,
              config: TransformerConfig, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int = 0,
              row_ids: jnp.ndarray | None = None) -> dict:
-    """Generates up to `max_new_tokens` after left-padded prompts.
+    """Generates up to `max_new_tokens` after left-padded prompts (prefill + one `decode` loop).
 
     Args:
       prompt_ids, prompt_mask: `[b, P]`, left-padded (mask 1 on real tokens; every row needs ≥ 1).
@@ -70,45 +143,10 @@ def generate(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, ke
       tokens `[b, N]` (pad_id after a row's EOS), logprobs `[b, N]` (of each sampled token under the
       untempered model; 0 after EOS), lengths `[b]` (new tokens including EOS), steps (loop count).
     """
-    b, P = prompt_ids.shape
-    N = max_new_tokens
-    row_ids = jnp.arange(b) if row_ids is None else row_ids
-    mask = prompt_mask.astype(jnp.int32)
-    positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
-    n_real = mask.sum(1)
-    cache = attention.init_cache(batch=b, max_len=P + N, n_layers=config.n_layers, n_kv_heads=config.kv_heads,
-                                 head_dim=config.head_dim, dtype=config.dtype)
-    kv_mask = jnp.zeros((b, P + N), jnp.int32).at[:, :P].set(mask)
-    out = forward(params, prompt_ids, config=config, positions=positions, attention_mask=kv_mask, cache=cache,
-                  cache_index=0)
-    state = {
-        "i": jnp.zeros((), jnp.int32), "cache": out["cache"], "logits": out["logits"][:, -1],
-        "kv_mask": kv_mask, "tokens": jnp.full((b, N), pad_id, jnp.int32),
-        "logprobs": jnp.zeros((b, N), jnp.float32), "done": jnp.zeros((b,), bool),
-        "lengths": jnp.zeros((b,), jnp.int32),
-    }
-
-    def cond(s):
-        return (s["i"] < N) & ~jnp.all(s["done"])
-
-    def body(s):
-        i = s["i"]
-        pos = n_real + i  # absolute position of the token being sampled
-        tok = jax.vmap(lambda k, lg: sample_logits(lg[None], k[None], temperature=temperature, top_k=top_k,
-                                                   top_p=top_p)[0])(row_keys(key, row_ids, pos), s["logits"])
-        logp = jnp.take_along_axis(jax.nn.log_softmax(s["logits"], -1), tok[:, None], axis=-1)[:, 0]
-        tok = jnp.where(s["done"], pad_id, tok)
-        lengths = s["lengths"] + (~s["done"]).astype(jnp.int32)
-        done = s["done"] | (tok == eos_id) if eos_id is not None else s["done"]
-        kv_mask = s["kv_mask"].at[:, P + i].set(1)
-        o = forward(params, tok[:, None], config=config, positions=pos[:, None], attention_mask=kv_mask,
-                    cache=s["cache"], cache_index=P + i)
-        return {"i": i + 1, "cache": o["cache"], "logits": o["logits"][:, 0], "kv_mask": kv_mask,
-                "tokens": s["tokens"].at[:, i].set(tok),
-                "logprobs": s["logprobs"].at[:, i].set(jnp.where(s["done"], 0.0, logp)),
-                "done": done, "lengths": lengths}
-
-    s = jax.lax.while_loop(cond, body, state)
+    state = prefill(params, prompt_ids, prompt_mask, config=config, max_new_tokens=max_new_tokens, pad_id=pad_id,
+                    row_ids=row_ids)
+    s = decode(params, state, key, max_new_tokens, config=config, temperature=temperature, top_k=top_k,
+               top_p=top_p, eos_id=eos_id, pad_id=pad_id)
     return {"tokens": s["tokens"], "logprobs": s["logprobs"], "lengths": s["lengths"], "steps": s["i"]}
 
 
@@ -130,3 +168,121 @@ def best_of_n(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, k
     best = jnp.argmax(scores, axis=1)
     return {"tokens": tokens, "lengths": out["lengths"].reshape(b, n), "scores": scores, "best": best,
             "best_tokens": jnp.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]}
+
+
+# ----------------------------------------------------------------------------- speculative rejection
+
+
+def keep_count(n: int, alpha: float) -> int:
+    """Rows kept after a rejection step: max(1, floor((1−α)·n + 0.5)) (one explicit rule; the official
+    code's Python round() rounds half to even)."""
+    return max(1, int(np.floor((1.0 - alpha) * n + 0.5)))
+
+
+def _bucket(n: int, bucket: int) -> int:
+    return -(-n // bucket) * bucket
+
+
+def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: TransformerConfig,
+                          score_fn: Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray],
+                          alpha: float, memory_slots: int, max_new_tokens: int, b_cap: int, tau_min: int = 8,
+                          bucket: int = 8, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                          eos_id: int | None = None, pad_id: int = 0) -> dict:
+    """Speculative Rejection (Sun et al., NeurIPS 2024) for one prompt `[P]`.
+
+    Start with b0 = min(b_cap, ⌊M/(P+τ_min)⌋) rows; generate until the KV memory budget M (token slots) is
+    full (the decision token ℓ = ⌊M/b⌋, at least τ_min new tokens in the first round and one in later
+    ones); score every row with `score_fn(tokens [n, ℓ], mask [n, ℓ], row_ids [n]) -> [n]` (prompt +
+    response so far, right-padded after EOS); keep the best `keep_count(n, α)` (ties broken by row id);
+    gather the survivors' KV rows into a batch bucketed to a multiple of `bucket`; repeat until every row
+    has finished or the length limit. Rows that finish in a round compete in that round's ranking with
+    their final score; kept finished rows leave the batch and stay candidates. The choice is the best
+    finished-and-kept row or last-round row. Row keys follow (row id, position), so α = 0 reproduces
+    `generate` on b0 rows exactly.
+
+    Returns dict: "candidates" (list of {row_id, tokens, length, score, finished, round}), "chosen" (row id),
+    "chosen_tokens", "b0", "rounds" (list of {batch, bucket, start, end, kept} with lengths in tokens
+    including the prompt), "rm_calls" (list of {n, length}), "wall_seconds".
+    """
+    t0 = time.perf_counter()
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha={alpha!r} is invalid: expected 0 <= alpha < 1")
+    prompt_ids = jnp.asarray(prompt_ids, jnp.int32).reshape(-1)
+    P, T = prompt_ids.shape[0], max_new_tokens
+    b0 = min(b_cap, memory_slots // (P + tau_min))
+    if b0 < 1:
+        raise ValueError(f"memory_slots={memory_slots} cannot hold one row of {P + tau_min} tokens")
+    kw = dict(config=config, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id, pad_id=pad_id)
+    bb = _bucket(b0, bucket)
+    rows = np.concatenate([np.arange(b0), np.full(bb - b0, b0 - 1)])
+    state = _prefill_jit(params, jnp.broadcast_to(prompt_ids, (bb, P)), jnp.ones((bb, P), jnp.int32),
+                         config=config, max_new_tokens=T, pad_id=pad_id, row_ids=jnp.asarray(rows))
+    state["done"] = state["done"] | jnp.asarray(np.arange(bb) >= b0)
+    active = np.arange(b0)  # row ids of the real rows, in state order (first len(active) slots)
+    candidates, rounds, rm_calls = {}, [], []
+    cur, first = 0, True  # new tokens so far
+    while True:
+        n = len(active)
+        target = min(T, memory_slots // n - P)
+        target = max(target, tau_min if first else cur + 1)
+        target = min(max(target, cur + 1), T)
+        start = cur
+        state = _decode_jit(params, state, key, target, **kw)
+        cur = int(state["i"])
+        tokens = np.asarray(state["tokens"][:n, :cur])
+        lengths = np.asarray(state["lengths"][:n])
+        done = np.asarray(state["done"][:n])
+        seq = np.concatenate([np.broadcast_to(np.asarray(prompt_ids), (n, P)), tokens], axis=1)
+        mask = (np.arange(P + cur)[None, :] < (P + lengths)[:, None]).astype(np.int32)
+        scores = np.asarray(score_fn(jnp.asarray(seq), jnp.asarray(mask), jnp.asarray(active)), np.float64)
+        rm_calls.append({"n": n, "length": P + cur})
+        for j, rid in enumerate(active):
+            candidates[int(rid)] = {"row_id": int(rid), "tokens": tokens[j, :lengths[j]], "length": int(lengths[j]),
+                                    "score": float(scores[j]), "finished": bool(done[j]) or cur >= T,
+                                    "round": len(rounds)}
+        order = sorted(range(n), key=lambda j: (-scores[j], int(active[j])))
+        kept = order[:keep_count(n, alpha)]
+        rounds.append({"batch": n, "bucket": int(state["done"].shape[0]), "start": P + start, "end": P + cur,
+                       "kept": len(kept)})
+        for j in order[len(kept):]:
+            candidates[int(active[j])]["rejected"] = True
+        survivors = [j for j in kept if not done[j]]
+        first = False
+        if not survivors or cur >= T:
+            break
+        bb = _bucket(len(survivors), bucket)
+        idx = np.array(survivors + [survivors[-1]] * (bb - len(survivors)))
+        state = _gather_jit(state, jnp.asarray(idx), dead=jnp.asarray(np.arange(bb) >= len(survivors)))
+        active = active[np.array(survivors)]
+    pool = [c for c in candidates.values() if not c.get("rejected")]
+    chosen = min(pool, key=lambda c: (-c["score"], c["row_id"]))
+    return {"candidates": sorted(candidates.values(), key=lambda c: c["row_id"]), "chosen": chosen["row_id"],
+            "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
+            "rm_calls": rm_calls, "wall_seconds": time.perf_counter() - t0}
+
+
+def improvement_score(method_best: np.ndarray, baseline_scores: list[np.ndarray]) -> float:
+    """The paper's score: 100·(1 + mean_j (max S_j^M − max S_j^B)/(max S_j^B − min S_j^B)), baseline = 100.
+    `method_best` `[prompts]` is each prompt's best score under the method; `baseline_scores` lists each
+    prompt's baseline (Best-of-N0) candidate scores. Prompts whose baseline spread is 0 are skipped."""
+    imps = []
+    for best, base in zip(np.asarray(method_best, float), baseline_scores, strict=True):
+        base = np.asarray(base, float)
+        spread = base.max() - base.min()
+        if spread > 0:
+            imps.append((best - base.max()) / spread)
+    return 100.0 * (1.0 + float(np.mean(imps))) if imps else float("nan")
+
+
+def speedup(bon_compute: np.ndarray, bon_score: np.ndarray, method_compute: float, method_score: float) -> dict:
+    """Compute Best-of-N needs for `method_score`, interpolated linearly in log(compute) between its two
+    neighbouring points (the paper's `interpolate_log`), divided by the method's compute. Below the first
+    point or above the last, the end segment is extended and flagged (the official code's index −1 bug is
+    not reproduced)."""
+    x, y = np.log(np.asarray(bon_compute, float)), np.asarray(bon_score, float)
+    if np.any(np.diff(y) <= 0):
+        raise ValueError("the Best-of-N curve must increase strictly with compute (average over subsets first)")
+    i = int(np.clip(np.searchsorted(y, method_score) - 1, 0, len(y) - 2))
+    x_needed = x[i] + (method_score - y[i]) * (x[i + 1] - x[i]) / (y[i + 1] - y[i])
+    return {"speedup": float(np.exp(x_needed) / method_compute), "bon_compute": float(np.exp(x_needed)),
+            "extrapolated": bool(method_score < y[0] or method_score > y[-1])}

@@ -1,0 +1,97 @@
+"""lib/decoding.speculative_rejection and the paper's metrics (improvement score, speedup)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lib import decoding, transformer
+
+CFG = transformer.TransformerConfig(vocab_size=29, d_model=16, n_layers=2, n_heads=2, max_len=64,
+                                    positions="rotary", norm="rmsnorm", mlp="swiglu", tied_head=False)
+PARAMS = jax.tree.map(lambda x: 6 * x, transformer.init_params(CFG, jax.random.key(0)))
+PROMPT = jnp.array([3, 7, 11, 2], jnp.int32)
+T = 12
+
+
+def toy_score(tokens, mask, row_ids):
+    """A deterministic 'reward model': mean token id over the response so far."""
+    resp = (tokens[:, 4:] * mask[:, 4:]).sum(1)
+    return resp / jnp.maximum(mask[:, 4:].sum(1), 1)
+
+
+def _bon(b0):
+    out = decoding.generate(PARAMS, jnp.broadcast_to(PROMPT, (b0, 4)), jnp.ones((b0, 4), jnp.int32),
+                            jax.random.key(5), config=CFG, max_new_tokens=T)
+    return np.asarray(out["tokens"])
+
+
+def test_alpha_zero_reproduces_best_of_b0():
+    """With α = 0 every row survives: the candidates are exactly Best-of-b0's samples (common random numbers)."""
+    res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(5), config=CFG, score_fn=toy_score,
+                                         alpha=0.0, memory_slots=10 * (4 + 8), max_new_tokens=T, b_cap=64)
+    assert res["b0"] == 10
+    bon = _bon(10)
+    for c in res["candidates"]:
+        np.testing.assert_array_equal(c["tokens"], bon[c["row_id"]])
+    final = np.asarray(toy_score(jnp.concatenate([jnp.broadcast_to(PROMPT, (10, 4)), bon], 1),
+                                 jnp.ones((10, 4 + T), jnp.int32), None))
+    assert res["chosen"] == int(np.argmax(final))
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
+def test_oracle_scorer_returns_best_of_b0_argmax(alpha):
+    """If partial scores equal final scores, every α returns Best-of-b0's choice (and it is one of its samples)."""
+    b0 = 20
+    bon = _bon(b0)
+    final = np.random.default_rng(0).permutation(b0).astype(float)  # any fixed final reward per row
+    oracle = lambda tokens, mask, row_ids: jnp.asarray(final)[row_ids]
+    res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(5), config=CFG, score_fn=oracle,
+                                         alpha=alpha, memory_slots=b0 * (4 + 8), max_new_tokens=T, b_cap=b0)
+    assert res["chosen"] == int(np.argmax(final))
+    np.testing.assert_array_equal(res["chosen_tokens"], bon[res["chosen"]])
+
+
+def test_schedule_follows_memory_and_keep_rule():
+    """Batch sizes shrink by the keep rule; each decision token is where b·ℓ fills the budget M."""
+    M, alpha = 24 * (4 + 2), 0.5
+    res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(1), config=CFG, score_fn=toy_score,
+                                         alpha=alpha, memory_slots=M, max_new_tokens=T, b_cap=24, tau_min=2,
+                                         bucket=8)
+    rounds = res["rounds"]
+    assert rounds[0]["batch"] == 24 and rounds[0]["bucket"] == 24
+    for r, nxt in zip(rounds, rounds[1:], strict=False):
+        assert nxt["batch"] == decoding.keep_count(r["batch"], alpha) and nxt["bucket"] % 8 == 0
+        assert r["batch"] * r["end"] <= M or r["end"] == r["start"] + 1
+    assert rounds[-1]["end"] == 4 + T
+    assert decoding.keep_count(5, 0.5) == 3 and decoding.keep_count(3, 0.9) == 1
+
+
+def test_gathered_kv_equals_unpruned_decoding():
+    """Decoding after gathering surviving rows' KV caches equals decoding the unpruned batch on those rows."""
+    b = 6
+    ids, mask = jnp.broadcast_to(PROMPT, (b, 4)), jnp.ones((b, 4), jnp.int32)
+    full = decoding.generate(PARAMS, ids, mask, jax.random.key(9), config=CFG, max_new_tokens=T)
+    state = decoding.prefill(PARAMS, ids, mask, config=CFG, max_new_tokens=T)
+    state = decoding.decode(PARAMS, state, jax.random.key(9), 5, config=CFG)
+    keep = jnp.array([1, 4, 4])  # the last one is bucket padding
+    state = decoding.gather_rows(state, keep, dead=jnp.array([False, False, True]))
+    state = decoding.decode(PARAMS, state, jax.random.key(9), T, config=CFG)
+    np.testing.assert_array_equal(state["tokens"][:2], full["tokens"][jnp.array([1, 4])])
+    np.testing.assert_allclose(state["logprobs"][:2], full["logprobs"][jnp.array([1, 4])], atol=1e-5)
+
+
+def test_improvement_score_and_speedup():
+    """The baseline scores 100; a method at the log-linear curve's midpoint gets its exact speedup."""
+    base = [np.array([1.0, 3.0, 2.0]), np.array([0.0, 4.0])]
+    assert decoding.improvement_score(np.array([3.0, 4.0]), base) == pytest.approx(100.0)
+    assert decoding.improvement_score(np.array([5.0, 4.0]), base) == pytest.approx(150.0)
+    compute = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    score = 100 + 7.0 * np.log(compute)  # exactly log-linear
+    true_needed = 11.3
+    out = decoding.speedup(compute, score, method_compute=0.5, method_score=100 + 7.0 * np.log(true_needed))
+    assert out["speedup"] == pytest.approx(true_needed / 0.5, rel=1e-6) and not out["extrapolated"]
+    below = decoding.speedup(compute, score, method_compute=1.0, method_score=99.0)
+    assert below["extrapolated"] and below["speedup"] < 1
+    with pytest.raises(ValueError, match="increase strictly"):
+        decoding.speedup(compute, score[::-1], method_compute=1.0, method_score=100.0)

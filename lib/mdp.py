@@ -281,7 +281,7 @@ def theoretical_bonus(m: jnp.ndarray, *, horizon: int, num_states: int, num_acti
                       ) -> jnp.ndarray:
     """min(1, φ(m)) with the theory's φ(x) = (H/x)·[log(6HSA/δ) + S·log(e·(1 + x/S))], φ(0) = ∞.
 
-    At H = 10, S = 20, A = 4, δ = 0.1, φ(x) ≥ 1 until x ≈ 1 000 visits, so the bonus saturates at any
+    At H = 10, S = 20, A = 4, δ = 0.1, φ(x) ≥ 1 until x ≈ 1 100 visits, so the bonus saturates at any
     practical number of virtual episodes (spec pitfall 1; tests/lib/test_mdp.py shows the consequence)."""
     H, S, A = horizon, num_states, num_actions
     x = jnp.maximum(m, 1e-12)

@@ -48,7 +48,11 @@ REGISTRY: tuple[Project, ...] = (
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)"),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)"),
     Project("trust", "Reliable Decisions in Data-Starved Bandits via Trust Region Enhancement (Zhang et al.; 2024)"),
-    Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)"),
+    Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)",
+            built=True, claims=(
+                "N1.design_targets_low_coverage", "N2.beats_behaviour_and_uniform_in_sparsified_mdp",
+                "N3.epsilon_rate", "N4.nonreactive_matches_reactive", "N5.data_efficiency_vs_behaviour",
+                "N6.local_coverage", "N7.theory_bonus_degenerates")),
     Project("autoprm", "AutoPRM: question decomposition and RL on sub-question solvers"),
     Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine"),
     Project("nes", "Neural Explicit Surface: pose-dependent 2D maps, rasterized"),

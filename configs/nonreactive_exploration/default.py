@@ -19,7 +19,8 @@ first lock action w.p. 0.3 and is uniform elsewhere; 20 sparse reward functions 
 
 Why the scaled bonus (design.bonus = "scaled", φ_β(m) = β/m, β = 1): the theory's bonus
 φ(x) = (H/x)[log(6HSA/δ) + S log(e(1 + x/S))] is ≥ 1 until x ≈ 1 100 virtual visits of a pair at
-H = 10, S = 20, A = 4, δ = 0.1, far beyond the ≤ 300 visits K_ucb = 300 virtual episodes can give any pair.
+H = 10, S = 20, A = 4, δ = 0.1, while K_ucb = 300 virtual episodes make K_ucb·H = 3 000 visits in all,
+spread over ~60 supported pairs.
 So min(1, φ) = 1 everywhere, U ≡ H on every supported pair and the design is a random policy
 (tests/lib/test_mdp.py::test_theoretical_bonus_degenerates_at_this_scale; the run also reports the
 theory-bonus design as the ablation "rfnpd_theory", claim N7). Φ = 1 for the same reason: the theory's

@@ -51,7 +51,7 @@ def compute(config, points: dict) -> tuple[dict, list[dict]]:
         metrics[f"offline_only/{name.split('_', 1)[1]}"] = float(pt[name].mean())
     metrics["coverage_gap"] = float(pt["coverage_gap"].mean())
     metrics["design_frac_B_exact"] = float(pt["design_b_share_exact"].mean())
-    metrics["offline_frac_B"] = float(pt["offline_b_share"].mean())
+    metrics["offline_frac_B"] = float(pt["offline_visit_frac"][:, 2].mean())
     metrics["supported_pairs"] = float(pt["supported_pairs"].mean())
     metrics["supported_pairs_B"] = float(pt["supported_pairs_b"].mean())
     claims = []

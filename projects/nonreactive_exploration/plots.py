@@ -52,24 +52,20 @@ def visit_regions(config, workdir: str, points: dict) -> str:
     pt = points[config.offline.episodes]
     frac = pt["visit_frac"][:, :, -1].mean(0)  # [M, 3]
     names = ["offline data (behaviour)"] + [LABELS[m] for m in METHODS]
-    off_b = pt["offline_b_share"].mean()
-    rows = np.vstack([[np.nan, np.nan, off_b], frac])
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    rows = np.vstack([pt["offline_visit_frac"].mean(0)[None], frac])
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     y = np.arange(len(names))
     left = np.zeros(len(names))
     for r, (reg, color) in enumerate((("lock states", "0.7"), ("region A (well covered)", "C2"),
                                       ("region B (thinly covered)", "C3"))):
-        vals = np.nan_to_num(rows[:, r])
-        if r < 2:
-            vals[0] = 0.0
-        ax.barh(y, vals, left=left, color=color, label=reg)
-        left += vals
+        ax.barh(y, rows[:, r], left=left, color=color, label=reg)
+        left += rows[:, r]
     for i, v in enumerate(rows[:, 2]):
         ax.text(1.01, i, f"B: {v:.3f}", va="center", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
-    ax.set(xlim=(0, 1.18), xlabel=f"share of online visits (first row: offline B share only), "
-                                  f"{config.online.budgets[-1]} episodes")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 1.18), xlabel=f"share of visits (online methods: {config.online.budgets[-1]} episodes; "
+                                  f"offline: K_off={config.offline.episodes})")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.13), ncol=3)
     ax.invert_yaxis()
     fig.tight_layout()
     path = os.path.join(workdir, "visit_regions.png")

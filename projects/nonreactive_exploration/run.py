@@ -182,8 +182,8 @@ def make_seed_fn(config):
             "offline_sub_dag": off_dag, "offline_sub_true": off_true, "visit_frac": visit_frac,
             "coverage_gap": (v_true - v_dag) / H, "v_true": v_true, "v_dag": v_dag,
             "design_b_share_exact": design_b.mean(),  # exact B share of the mixture (mean of member occupancies)
-            "offline_b_share": jax.nn.one_hot(region_of[off_s[:, :-1]], 3)[..., 2].mean(1)
-            @ (jnp.arange(max_off) < k_off) / k_off,
+            "offline_visit_frac": (jnp.arange(max_off) < k_off) @ jax.nn.one_hot(region_of[off_s[:, :-1]], 3).mean(1)
+            / k_off,  # [3]
             "supported_pairs": bonus_mask.sum(),
             "supported_pairs_b": (bonus_mask[:S] & inst["region_b"][:, None]).sum(),
         }
@@ -207,11 +207,21 @@ def _save_npz_atomic(path: str, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
+_COMPILED: dict[str, object] = {}  # one jitted batch function per config (a notebook rerun does not recompile)
+
+
+def batched_seed_fn(config):
+    """`jax.jit(jax.vmap(seed_fn, in_axes=(0, None)))`: (keys `[seed_batch]`, K_off) → per-seed arrays."""
+    key = config.to_json_best_effort(sort_keys=True)
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(jax.vmap(make_seed_fn(config), in_axes=(0, None)))
+    return _COMPILED[key]
+
+
 def run_offline_points(config, workdir: str) -> dict[int, dict[str, np.ndarray]]:
     """Runs every (K_off, seed batch) not already saved in `workdir/points/` and returns
     {K_off: {name: array [num_seeds, ...]}}. A killed run resumes at the first missing batch."""
-    seed_fn = make_seed_fn(config)
-    batched = jax.jit(jax.vmap(seed_fn, in_axes=(0, None)))
+    batched = batched_seed_fn(config)
     n_batches = config.num_seeds // config.seed_batch
     todo = [(k, b) for k in config.offline.sweep for b in range(n_batches)]
     done = [os.path.exists(_point_path(workdir, k, b)) for k, b in todo]

@@ -7,12 +7,14 @@ experiment are the reconstruction and calibration of `papers/nonreactive_explora
 Launch (from the repository root):
     python -m projects.nonreactive_exploration.main \
         --config=configs/nonreactive_exploration/default.py:quick --workdir=runs/nonreactive_exploration
-Override any field, e.g. `--config.num_seeds=30 --config.design.beta=0.3`.
+Override any field, e.g. `--config.num_seeds=50 --config.design.beta=0.3` (num_seeds: a multiple of seed_batch).
 
 Presets (2 CPU cores):
-  smoke  ~10 s   8 seeds, budgets {25, 100}, 60 virtual episodes: the code path, not the claims.
-  quick  ~1 min  100 seeds, K_off ∈ {100, 300, 1000}, K_de ∈ {25·2^j ≤ 1600}, K_ucb = 300: every claim.
-  paper  ~3 min  300 seeds, K_de up to 6400 (GPU: seconds).
+  smoke  ~35 s   8 seeds, budgets {25, 100}, 60 virtual episodes: the code path, not the claims (~30 s of it
+                 is the one-off XLA compilation of the per-seed experiment).
+  quick  ~1 min  100 seeds, K_off ∈ {100, 300, 1000}, K_de ∈ {25·2^j ≤ 1600}, K_ucb = 300: every claim
+                 (measured 60 s wall on 2 shared cores, 20 s of it compilation).
+  paper  untimed 300 seeds, K_de up to 6400: about 12× quick's compute (estimate; GPU: seconds).
 
 Instance (spec §5.1): "lock & two regions", S = 19 (+ s†), A = 4, H = 10; behaviour policy plays the
 first lock action w.p. 0.3 and is uniform elsewhere; 20 sparse reward functions per seed.

@@ -13,7 +13,7 @@ Presets (2 CPU cores):
   smoke  ~35 s   8 seeds, budgets {25, 100}, 60 virtual episodes: the code path, not the claims (~30 s of it
                  is the one-off XLA compilation of the per-seed experiment).
   quick  ~1 min  100 seeds, K_off ∈ {100, 300, 1000}, K_de ∈ {25·2^j ≤ 1600}, K_ucb = 300: every claim
-                 (measured 60 s wall on 2 shared cores, 20 s of it compilation).
+                 (measured 60–85 s wall on 2 shared cores, ~20 s of it compilation).
   paper  untimed 300 seeds, K_de up to 6400: about 12× quick's compute (estimate; GPU: seconds).
 
 Instance (spec §5.1): "lock & two regions", S = 19 (+ s†), A = 4, H = 10; behaviour policy plays the

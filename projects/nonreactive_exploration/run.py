@@ -153,26 +153,30 @@ def make_seed_fn(config):
         visit_frac = jnp.einsum("be,mer->mbr", masks, reg) / budgets[None, :, None]
 
         # ---- exact evaluation for every reward
-        def optimum(PP):
-            return jax.vmap(lambda r: mdp.value_iteration(PP, r, horizon=H)[1][0, 0])(R)
-
-        v_true, v_dag = optimum(P_ext), optimum(P_dag)
+        opt = jax.vmap(lambda PP: jax.vmap(lambda r: mdp.value_iteration(PP, r, horizon=H)[1][0, 0])(R))(
+            jnp.stack([P_ext, P_dag]))
+        v_true, v_dag = opt[0], opt[1]
 
         def final(model):
             """Plan in `model` for every reward; normalized suboptimality in P† and in P, `[J]` each."""
 
             def one(r, vt, vd):
                 pi = mdp.greedy_policy(mdp.value_iteration(model, r, horizon=H)[0])
-                return ((vd - mdp.policy_evaluation(P_dag, r, pi)[0, 0]) / H,
-                        (vt - mdp.policy_evaluation(P_ext, r, pi)[0, 0]) / H)
+                v = jax.vmap(lambda PP: mdp.policy_evaluation(PP, r, pi)[0, 0])(jnp.stack([P_dag, P_ext]))
+                return (vd - v[0]) / H, (vt - v[1]) / H
 
             return jax.vmap(one)(R, v_true, v_dag)
 
-        plan_online = jax.vmap(jax.vmap(lambda n: final(mdp.sparsify(n, support))))
-        plan_pooled = jax.vmap(jax.vmap(lambda n: final(mdp.sparsify(n + n_off, support))))
-        sub_dag, sub_true = plan_online(counts)
-        pooled_dag, pooled_true = plan_pooled(counts)
-        off_dag, off_true = final(P_hat)
+        # one vmapped planner over every model: offline-only P̂†, then online-only and pooled for each (method, budget)
+        n_mb = len(METHODS) * len(config.online.budgets)
+        flat = counts.reshape((n_mb,) + counts.shape[2:])
+        models = jnp.concatenate([P_hat[None], jax.vmap(lambda n: mdp.sparsify(n, support))(flat),
+                                  jax.vmap(lambda n: mdp.sparsify(n + n_off, support))(flat)])
+        all_dag, all_true = jax.vmap(final)(models)  # [1 + 2·M·B, J]
+        shape = counts.shape[:2] + (-1,)
+        off_dag, off_true = all_dag[0], all_true[0]
+        sub_dag, sub_true = all_dag[1:1 + n_mb].reshape(shape), all_true[1:1 + n_mb].reshape(shape)
+        pooled_dag, pooled_true = all_dag[1 + n_mb:].reshape(shape), all_true[1 + n_mb:].reshape(shape)
         region_b = jnp.append(inst["region_b"], False)
         start = jnp.zeros(S + 1).at[0].set(1.0)
         design_b = jax.vmap(lambda acts: (mdp.occupancy_measures(P_ext, mdp.one_hot_policy(acts, A), start)

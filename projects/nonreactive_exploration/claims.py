@@ -186,7 +186,8 @@ def compute(config, points: dict) -> tuple[dict, list[dict]]:
             "and true-MDP suboptimality at K_de = 100 not significantly below uniform's",
             paper="spec calibration: B share ≈ 0.01, 0.093 vs β-scaled 0.037 (uniform 0.086)",
             ours=(f"B share {fb['rfnpd_theory']:.3f}; true subopt. at 100: theory-bonus {th.mean():.4f} vs uniform "
-                  f"{un.mean():.4f} (uniform − theory {_fmt(d, dh)}) vs scaled RF-NPD "
+                  f"{un.mean():.4f} (uniform − theory {_fmt(d, dh)}) vs RF-NPD with the configured "
+                  f"{config.design.bonus!r} bonus "
                   f"{true[:, M['rfnpd'], at(100)].mean():.4f}"),
             holds=fb["rfnpd_theory"] <= 0.05 and d - dh <= 0))
     else:

@@ -245,10 +245,11 @@ def run_offline_points(config, workdir: str) -> dict[int, dict[str, np.ndarray]]
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-    """Runs the sweep (resuming from `workdir/points/`), computes the claims, writes results and plots."""
+    """Runs the sweep (resuming from `workdir/points/` when `workdir/config.json` matches `config`), computes
+    the claims, writes results and plots."""
     validate(config)
     t0 = time.time()
-    os.makedirs(workdir, exist_ok=True)
+    common.save_config(config, workdir)  # refuses a workdir whose saved batches belong to another config
     points = run_offline_points(config, workdir)
     sweep_seconds = time.time() - t0
     metrics, claims = claims_lib.compute(config, points)

@@ -60,6 +60,15 @@ def test_rerun_resumes_from_saved_batches(smoke_run):
             assert again["metrics"][k] == (pytest.approx(v, rel=1e-6, abs=1e-9) if isinstance(v, float) else v), k
 
 
+def test_rerun_with_another_config_is_refused(smoke_run):
+    """Saved seed batches are never mixed with a different config's: the rerun fails naming the workdir."""
+    config, workdir, _ = smoke_run
+    other = default.get_config("smoke")
+    other.design.beta = 3.0
+    with pytest.raises(common.ConfigError, match="different config"):
+        run.train_and_evaluate(other, str(workdir))
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("seed_batch", 3, "config.seed_batch=3 is invalid: expected a divisor of num_seeds=8"),
     ("design.bonus", "ucb", "config.design.bonus='ucb' is invalid: expected one of ['scaled', 'theory']"),

@@ -8,6 +8,10 @@ Conventions (every function; all are jittable and vmappable, e.g. over seeds):
 - Values: `v` is `[H+1, S]` with `v[H] = 0`; `q` is `[H, S, A]`.
 - Sparsified models (local coverage) append one absorbing, zero-reward state `s† = S`, so they are
   `[S+1, A, S+1]`; `add_absorbing(P)` embeds a true MDP in the same state space (s† unreachable).
+- Step-indexed (time-inhomogeneous) models: every function taking `P` also accepts `[H, S, A, S]`
+  (one transition tensor per step), counts take `step_indexed=True` (`[H, S, A, S]`), and `sparsify`,
+  `add_absorbing`, `supported_pairs` map over leading axes. Homogeneous tensors are never broadcast to
+  `[H, ...]` (that would multiply memory by H inside vmapped planning).
 
 Non-reactive exploration design (Zhang & Zanette 2023, reconstructed in
 `papers/nonreactive_exploration.md`): `sparsify` builds P̂† from offline counts, `reward_free_explore`
@@ -105,6 +109,11 @@ def lock_rewards(key: jax.Array, *, region_a: jnp.ndarray, region_b: jnp.ndarray
 # ------------------------------------------------------------------------------------------ planning
 
 
+def _step_P(P: jnp.ndarray, h) -> jnp.ndarray:
+    """The step-h transition tensor `[S, A, S]` of a homogeneous `[S, A, S]` or step-indexed `[H, S, A, S]` P."""
+    return P if P.ndim == 3 else P[h]
+
+
 def one_hot_policy(actions: jnp.ndarray, num_actions: int) -> jnp.ndarray:
     """Integer actions `[..., H, S]` → deterministic policy table `[..., H, S, A]`."""
     return jax.nn.one_hot(actions, num_actions)
@@ -113,14 +122,15 @@ def one_hot_policy(actions: jnp.ndarray, num_actions: int) -> jnp.ndarray:
 def value_iteration(P: jnp.ndarray, R: jnp.ndarray, *, horizon: int) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Finite-horizon optimal values by backward induction (`lax.scan` over h).
 
-    P `[S, A, S]`, R `[S, A]` → (q `[H, S, A]`, v `[H+1, S]`), v[H] = 0, v[h] = max_a q[h]."""
+    P `[S, A, S]` or `[H, S, A, S]`, R `[S, A]` → (q `[H, S, A]`, v `[H+1, S]`), v[H] = 0, v[h] = max_a q[h]."""
+    S = P.shape[-1]
 
-    def step(v_next, _):
-        q = R + P @ v_next
+    def step(v_next, h):
+        q = R + _step_P(P, h) @ v_next
         return q.max(-1), q
 
-    v0, q = jax.lax.scan(step, jnp.zeros(P.shape[0], P.dtype), None, length=horizon, reverse=True)
-    v = jnp.concatenate([q.max(-1), jnp.zeros((1, P.shape[0]), P.dtype)])
+    _, q = jax.lax.scan(step, jnp.zeros(S, P.dtype), jnp.arange(horizon), reverse=True)
+    v = jnp.concatenate([q.max(-1), jnp.zeros((1, S), P.dtype)])
     return q, v
 
 
@@ -132,26 +142,29 @@ def greedy_policy(q: jnp.ndarray) -> jnp.ndarray:
 def policy_evaluation(P: jnp.ndarray, R: jnp.ndarray, policy: jnp.ndarray) -> jnp.ndarray:
     """Exact value of a (possibly stochastic, step-dependent) policy by backward induction.
 
-    P `[S, A, S]`, R `[S, A]`, policy `[H, S, A]` → v `[H+1, S]` with v[H] = 0."""
+    P `[S, A, S]` or `[H, S, A, S]`, R `[S, A]`, policy `[H, S, A]` → v `[H+1, S]` with v[H] = 0."""
+    S = P.shape[-1]
 
-    def step(v_next, pi_h):
-        v = jnp.sum(pi_h * (R + P @ v_next), axis=-1)
+    def step(v_next, xs):
+        h, pi_h = xs
+        v = jnp.sum(pi_h * (R + _step_P(P, h) @ v_next), axis=-1)
         return v, v
 
-    _, v = jax.lax.scan(step, jnp.zeros(P.shape[0], P.dtype), policy, reverse=True)
-    return jnp.concatenate([v, jnp.zeros((1, P.shape[0]), P.dtype)])
+    _, v = jax.lax.scan(step, jnp.zeros(S, P.dtype), (jnp.arange(policy.shape[0]), policy), reverse=True)
+    return jnp.concatenate([v, jnp.zeros((1, S), P.dtype)])
 
 
 def occupancy_measures(P: jnp.ndarray, policy: jnp.ndarray, start_dist: jnp.ndarray) -> jnp.ndarray:
     """d_h(s, a) = Pr(s_h = s, a_h = a) from `start_dist` `[S]` under policy `[H, S, A]` → `[H, S, A]`.
 
-    Each step's measure sums to 1 (P rows and policy rows are distributions)."""
+    P `[S, A, S]` or `[H, S, A, S]`. Each step's measure sums to 1 (P rows and policy rows are distributions)."""
 
-    def step(d_s, pi_h):
+    def step(d_s, xs):
+        h, pi_h = xs
         d_sa = d_s[:, None] * pi_h
-        return jnp.einsum("sa,sat->t", d_sa, P), d_sa
+        return jnp.einsum("sa,sat->t", d_sa, _step_P(P, h)), d_sa
 
-    _, d = jax.lax.scan(step, start_dist, policy)
+    _, d = jax.lax.scan(step, start_dist, (jnp.arange(policy.shape[0]), policy))
     return d
 
 
@@ -169,19 +182,20 @@ def sample_categorical(u: jnp.ndarray, probs: jnp.ndarray) -> jnp.ndarray:
 
 def rollout(key: jax.Array, *, P: jnp.ndarray, policy: jnp.ndarray, start_state: int | jnp.ndarray = 0
             ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """One episode: P `[S, A, S]`, policy `[H, S, A]` → (states `[H+1]` int32, actions `[H]` int32).
+    """One episode: P `[S, A, S]` or `[H, S, A, S]`, policy `[H, S, A]` → (states `[H+1]`, actions `[H]`), int32.
 
     All randomness is drawn up front (one uniform per action and per transition, inverse-CDF sampling),
     which keeps the compiled program small. vmap over keys for many episodes, and again over seeds."""
     u = jax.random.uniform(key, (policy.shape[0], 2))
 
     def step(s, xs):
-        u_h, pi_h = xs
+        h, u_h, pi_h = xs
         a = sample_categorical(u_h[0], pi_h[s])
-        s_next = sample_categorical(u_h[1], P[s, a])
+        s_next = sample_categorical(u_h[1], _step_P(P, h)[s, a])
         return s_next, (s, a)
 
-    s_last, (states, actions) = jax.lax.scan(step, jnp.asarray(start_state, jnp.int32), (u, policy))
+    xs = (jnp.arange(policy.shape[0]), u, policy)
+    s_last, (states, actions) = jax.lax.scan(step, jnp.asarray(start_state, jnp.int32), xs)
     return jnp.append(states, s_last).astype(jnp.int32), actions.astype(jnp.int32)
 
 
@@ -199,7 +213,7 @@ def rollout_mixture(key: jax.Array, *, P: jnp.ndarray, member_actions: jnp.ndarr
     of the members, which is a different Markov policy with different occupancies; spec pitfall 4).
 
     P `[S, A, S]`, member_actions `[K, H, S]` → (states `[E, H+1]`, actions `[E, H]`, members `[E]`)."""
-    A = P.shape[1]
+    A = P.shape[-2]
     k_members, k_eps = jax.random.split(key)
     members = jax.random.randint(k_members, (num_episodes,), 0, member_actions.shape[0])
     keys = jax.random.split(k_eps, num_episodes)
@@ -212,27 +226,37 @@ def rollout_mixture(key: jax.Array, *, P: jnp.ndarray, member_actions: jnp.ndarr
 
 
 def count_transitions(states: jnp.ndarray, actions: jnp.ndarray, *, num_states: int, num_actions: int,
-                      weights: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Count table N(s, a, s') `[S, A, S]` pooled over steps (time-homogeneous) and episodes.
+                      weights: jnp.ndarray | None = None, step_indexed: bool = False) -> jnp.ndarray:
+    """Count table N(s, a, s') `[S, A, S]` pooled over steps (time-homogeneous) and episodes, or per step
+    N_h(s, a, s') `[H, S, A, S]` with `step_indexed=True`.
 
     states `[E, H+1]`, actions `[E, H]`, optional per-episode weights `[E]` (e.g. a 0/1 prefix mask, so
     every online budget's counts come from one batch of episodes)."""
     s, a, s2 = states[:, :-1], actions, states[:, 1:]
     w = jnp.ones(s.shape) if weights is None else jnp.broadcast_to(weights[:, None], s.shape).astype(jnp.float32)
+    if step_indexed:
+        h = jnp.broadcast_to(jnp.arange(a.shape[1]), a.shape)
+        return jnp.zeros((a.shape[1], num_states, num_actions, num_states)).at[h, s, a, s2].add(w)
     return jnp.zeros((num_states, num_actions, num_states)).at[s, a, s2].add(w)
 
 
 def count_transitions_by_prefix(states: jnp.ndarray, actions: jnp.ndarray, *, budgets, num_states: int,
-                                num_actions: int) -> jnp.ndarray:
-    """Count tables of the first b episodes for every b in `budgets` (increasing): `[B, S, A, S]`.
+                                num_actions: int, step_indexed: bool = False) -> jnp.ndarray:
+    """Count tables of the first b episodes for every b in `budgets` (increasing): `[B, S, A, S]`
+    (`[B, H, S, A, S]` with `step_indexed=True`).
 
     One scatter of every episode into its budget segment [b_{i-1}, b_i), then a cumulative sum, so the
     cost does not grow with the number of budgets. states `[E, H+1]`, actions `[E, H]`, E ≥ max(budgets)."""
     budgets = jnp.asarray(budgets)
     seg = jnp.searchsorted(budgets, jnp.arange(states.shape[0]), side="right")  # [E]; len(budgets) = unused
     seg = jnp.broadcast_to(seg[:, None], actions.shape)
-    out = jnp.zeros((budgets.shape[0] + 1, num_states, num_actions, num_states))
-    out = out.at[seg, states[:, :-1], actions, states[:, 1:]].add(1.0)
+    if step_indexed:
+        h = jnp.broadcast_to(jnp.arange(actions.shape[1]), actions.shape)
+        out = jnp.zeros((budgets.shape[0] + 1, actions.shape[1], num_states, num_actions, num_states))
+        out = out.at[seg, h, states[:, :-1], actions, states[:, 1:]].add(1.0)
+    else:
+        out = jnp.zeros((budgets.shape[0] + 1, num_states, num_actions, num_states))
+        out = out.at[seg, states[:, :-1], actions, states[:, 1:]].add(1.0)
     return jnp.cumsum(out[:-1], axis=0)
 
 
@@ -240,11 +264,11 @@ def count_transitions_by_prefix(states: jnp.ndarray, actions: jnp.ndarray, *, bu
 
 
 def add_absorbing(P: jnp.ndarray) -> jnp.ndarray:
-    """Embeds P `[S, A, S]` in the sparsified state space `[S+1, A, S+1]`: s† = S is absorbing and
+    """Embeds P `[..., S, A, S]` in the sparsified state space `[..., S+1, A, S+1]`: s† = S is absorbing and
     unreachable from the original states."""
-    S, A, _ = P.shape
-    out = jnp.zeros((S + 1, A, S + 1), P.dtype).at[:S, :, :S].set(P)
-    return out.at[S, :, S].set(1.0)
+    S, A = P.shape[-3], P.shape[-2]
+    out = jnp.zeros(P.shape[:-3] + (S + 1, A, S + 1), P.dtype).at[..., :S, :, :S].set(P)
+    return out.at[..., S, :, S].set(1.0)
 
 
 def pad_rewards(R: jnp.ndarray) -> jnp.ndarray:
@@ -264,21 +288,22 @@ def sparsify(weights: jnp.ndarray, support: jnp.ndarray) -> jnp.ndarray:
 
     weights `[S, A, S]` are counts (the empirical P̂† from offline counts; the online-only or pooled final
     planner's P̃†) or true probabilities (the comparator P†, since Σ_{s'} P = 1); support bool `[S, A, S]`.
-    Returns `[S+1, A, S+1]`."""
-    S, A, _ = weights.shape
+    Returns `[S+1, A, S+1]`. Leading axes (e.g. steps `[H, ...]`) are mapped over."""
+    S, A = weights.shape[-3], weights.shape[-2]
+    lead = jnp.broadcast_shapes(weights.shape, support.shape)[:-3]
     n_sa = weights.sum(-1, keepdims=True)
     p = jnp.where(support & (n_sa > 0), weights / jnp.where(n_sa > 0, n_sa, 1.0), 0.0)
     dagger = 1.0 - p.sum(-1, keepdims=True)
-    top = jnp.concatenate([p, jnp.clip(dagger, 0.0, 1.0)], axis=-1)  # [S, A, S+1]
-    bottom = jnp.zeros((1, A, S + 1), p.dtype).at[0, :, S].set(1.0)
-    return jnp.concatenate([top, bottom], axis=0)
+    top = jnp.broadcast_to(jnp.concatenate([p, jnp.clip(dagger, 0.0, 1.0)], axis=-1), lead + (S, A, S + 1))
+    bottom = jnp.broadcast_to(jnp.zeros((1, A, S + 1), p.dtype).at[0, :, S].set(1.0), lead + (1, A, S + 1))
+    return jnp.concatenate([top, bottom], axis=-3)
 
 
 def supported_pairs(support: jnp.ndarray) -> jnp.ndarray:
-    """Pairs (s, a) with at least one supported successor, in the sparsified space: bool `[S+1, A]`
+    """Pairs (s, a) with at least one supported successor, in the sparsified space: bool `[..., S+1, A]`
     (s† row False). Others are known to go to s†, so they get no exploration bonus (spec pitfall 3)."""
-    pairs = support.any(-1)
-    return jnp.concatenate([pairs, jnp.zeros((1, pairs.shape[1]), bool)], axis=0)
+    pairs = support.any(-1)  # [..., S, A]
+    return jnp.concatenate([pairs, jnp.zeros(pairs.shape[:-2] + (1, pairs.shape[-1]), bool)], axis=-2)
 
 
 # ------------------------------------------------------------------------------ reward-free exploration
@@ -314,14 +339,16 @@ def uncertainty_policy(key: jax.Array, *, P: jnp.ndarray, bonus: jnp.ndarray, ho
     """The reward-free uncertainty recursion U_h(s, a) = min{H, H·bonus(s, a) + Σ_s' P(s'|s, a) max_a' U_{h+1}(s', a')}
     and its greedy policy with random tie-breaking.
 
-    P `[S, A, S]`, bonus `[S, A]` in [0, 1] (0 where no bonus is due) → (U `[H, S, A]`, actions `[H, S]`)."""
+    P `[S, A, S]` or `[H, S, A, S]`, bonus `[S, A]` or `[H, S, A]` in [0, 1] (0 where no bonus is due)
+    → (U `[H, S, A]`, actions `[H, S]`)."""
     H = horizon
 
-    def step(u_next, _):
-        u = jnp.minimum(float(H), H * bonus + P @ u_next.max(-1))
+    def step(u_next, h):
+        b = bonus if bonus.ndim == 2 else bonus[h]
+        u = jnp.minimum(float(H), H * b + _step_P(P, h) @ u_next.max(-1))
         return u, u
 
-    _, u = jax.lax.scan(step, jnp.zeros(P.shape[:2], P.dtype), None, length=H, reverse=True)
+    _, u = jax.lax.scan(step, jnp.zeros(P.shape[-3:-1], P.dtype), jnp.arange(H), reverse=True)
     return u, argmax_random_ties(key, u)
 
 
@@ -335,15 +362,19 @@ def reward_free_explore(key: jax.Array, *, plan_P: jnp.ndarray, sample_P: jnp.nd
     this is RF-NPD's virtual exploration (no real interaction; the mixture of the π^k is the design);
     with sample_P = the real MDP it is the reactive explorer, whose episodes are the online data.
 
-    plan_P, sample_P `[S, A, S]` (same state space), counts0 `[S, A]`, bonus_mask bool `[S, A]`.
-    Returns {"policies": int `[K, H, S]`, "states": `[K, H+1]`, "actions": `[K, H]`, "counts": `[S, A]`}."""
-    S, A = counts0.shape
+    plan_P, sample_P `[S, A, S]` or `[H, S, A, S]` (same state space), counts0 and bonus_mask `[S, A]`
+    (homogeneous: visits pooled over steps) or `[H, S, A]` (step-indexed counts m_h(s, a)).
+    Returns {"policies": int `[K, H, S]`, "states": `[K, H+1]`, "actions": `[K, H]`, "counts": like counts0}."""
+    A = counts0.shape[-1]
 
     def episode(m, k):
         k_plan, k_roll = jax.random.split(jax.random.fold_in(key, k))
         _, acts = uncertainty_policy(k_plan, P=plan_P, bonus=bonus_fn(m) * bonus_mask, horizon=horizon)
         states, actions = rollout(k_roll, P=sample_P, policy=one_hot_policy(acts, A), start_state=start_state)
-        m = m.at[states[:-1], actions].add(1.0)
+        if counts0.ndim == 3:
+            m = m.at[jnp.arange(horizon), states[:-1], actions].add(1.0)
+        else:
+            m = m.at[states[:-1], actions].add(1.0)
         return m, (acts, states, actions)
 
     m, (policies, states, actions) = jax.lax.scan(episode, counts0.astype(jnp.float32), jnp.arange(num_episodes))

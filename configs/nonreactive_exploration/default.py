@@ -49,6 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.env.num_successors = 3
     c.env.horizon = 10
     c.env.behaviour_correct_prob = 0.3
+    # False: transitions and counts pooled over h (the spec's calibrated choice). True: counts, support Φ and
+    # models per step h, as a step-indexed analysis would use; needs about H× more data (spec pitfall 8).
+    c.env.step_indexed = False
 
     c.rewards = ml_collections.ConfigDict()
     c.rewards.num_rewards = 20  # evaluated simultaneously: the design is reward-free

@@ -42,6 +42,8 @@ def validate(config) -> None:
     common.require(k <= config.env.region_size, "env.num_successors", k,
                    f"at most env.region_size={config.env.region_size}")
     common.require_int(config, "env.horizon", min_value=1)
+    si = config.env.step_indexed
+    common.require(isinstance(si, bool), "env.step_indexed", si, "True or False")
     p = common.require_float(config, "env.behaviour_correct_prob", min_value=0.0)
     common.require(p <= 1.0, "env.behaviour_correct_prob", p, "a probability in [0, 1]")
     common.require_int(config, "rewards.num_rewards", min_value=2)
@@ -91,6 +93,7 @@ def make_seed_fn(config):
     max_off = max(config.offline.sweep)
     K_ucb = config.design.virtual_episodes
     phi = config.offline.threshold
+    si = config.env.step_indexed  # counts, support and models per step h (spec pitfall 8) instead of pooled
     bonus_kw = dict(beta=config.design.beta, horizon=H, num_states=S + 1, num_actions=A, delta=config.design.delta)
     bonus_main = _bonus_fn(config.design.bonus, **bonus_kw)
     bonus_theory = _bonus_fn("theory", **bonus_kw)
@@ -109,16 +112,16 @@ def make_seed_fn(config):
 
         # ---- offline data and the sparsified models
         off_s, off_a = mdp.rollouts(fk(2), P=P, policy=behaviour, num_episodes=max_off)
-        n_off = mdp.count_transitions(off_s, off_a, num_states=S, num_actions=A,
+        n_off = mdp.count_transitions(off_s, off_a, num_states=S, num_actions=A, step_indexed=si,
                                       weights=(jnp.arange(max_off) < k_off).astype(jnp.float32))
         support = mdp.coverage_support(n_off, threshold=phi)
         P_hat = mdp.sparsify(n_off, support)  # P̂†, what the design sees
-        P_dag = mdp.sparsify(P, support)  # P†, the comparator
+        P_dag = mdp.sparsify(P, support)  # P†, the comparator (per step when step-indexed)
         P_ext = mdp.add_absorbing(P)
-        bonus_mask = mdp.supported_pairs(support)
-        counts0 = jnp.zeros((S + 1, A))
+        bonus_mask = mdp.supported_pairs(support)  # [S+1, A], or [H, S+1, A] when step-indexed
+        counts0 = jnp.zeros(bonus_mask.shape)
         if config.design.init_counts == "offline":
-            counts0 = counts0.at[:S].set(n_off.sum(-1))
+            counts0 = counts0.at[..., :S, :].set(n_off.sum(-1))
 
         # ---- the design, virtual (no real interaction), with the configured and with the theory bonus
         explore = dict(plan_P=P_hat, bonus_mask=bonus_mask, horizon=H)
@@ -128,8 +131,8 @@ def make_seed_fn(config):
                                             num_episodes=K_ucb, **explore)
         designs = {"policies": jnp.stack([design["policies"], design_th["policies"]])}
         # ---- the reactive explorer: the same recursion on P̂†, real counts, real episodes (the online data)
-        reactive = mdp.reward_free_explore(fk(5), sample_P=P_ext, counts0=jnp.zeros((S + 1, A)), bonus_fn=bonus_main,
-                                           num_episodes=E, **explore)
+        reactive = mdp.reward_free_explore(fk(5), sample_P=P_ext, counts0=jnp.zeros(bonus_mask.shape),
+                                           bonus_fn=bonus_main, num_episodes=E, **explore)
 
         # ---- online data: E episodes per method; budget b uses the first b
         mix_s, mix_a, _ = jax.vmap(lambda k, acts: mdp.rollout_mixture(k, P=P, member_actions=acts[:, :, :S],
@@ -145,7 +148,8 @@ def make_seed_fn(config):
         masks = (jnp.arange(E)[None] < budgets[:, None]).astype(jnp.float32)  # [B, E]
 
         counts = jax.vmap(lambda st, ac: mdp.count_transitions_by_prefix(
-            st, ac, budgets=budgets, num_states=S, num_actions=A))(states, actions)  # [M, B, S, A, S]
+            st, ac, budgets=budgets, num_states=S, num_actions=A, step_indexed=si))(states, actions)
+        # counts: [M, B, S, A, S], or [M, B, H, S, A, S] when step-indexed
 
         # ---- where the online visits land (the H states at which actions are taken)
         region_of = jnp.where(inst["region_b"], 2, jnp.where(inst["region_a"], 1, 0))
@@ -153,8 +157,8 @@ def make_seed_fn(config):
         visit_frac = jnp.einsum("be,mer->mbr", masks, reg) / budgets[None, :, None]
 
         # ---- exact evaluation for every reward
-        opt = jax.vmap(lambda PP: jax.vmap(lambda r: mdp.value_iteration(PP, r, horizon=H)[1][0, 0])(R))(
-            jnp.stack([P_ext, P_dag]))
+        truth = jnp.stack([jnp.broadcast_to(P_ext, P_dag.shape), P_dag])  # [2, (H,) S+1, A, S+1]: P and P†
+        opt = jax.vmap(lambda PP: jax.vmap(lambda r: mdp.value_iteration(PP, r, horizon=H)[1][0, 0])(R))(truth)
         v_true, v_dag = opt[0], opt[1]
 
         def final(model):
@@ -162,8 +166,8 @@ def make_seed_fn(config):
 
             def one(r, vt, vd):
                 pi = mdp.greedy_policy(mdp.value_iteration(model, r, horizon=H)[0])
-                v = jax.vmap(lambda PP: mdp.policy_evaluation(PP, r, pi)[0, 0])(jnp.stack([P_dag, P_ext]))
-                return (vd - v[0]) / H, (vt - v[1]) / H
+                v = jax.vmap(lambda PP: mdp.policy_evaluation(PP, r, pi)[0, 0])(truth)
+                return (vd - v[1]) / H, (vt - v[0]) / H
 
             return jax.vmap(one)(R, v_true, v_dag)
 
@@ -178,6 +182,7 @@ def make_seed_fn(config):
         sub_dag, sub_true = all_dag[1:1 + n_mb].reshape(shape), all_true[1:1 + n_mb].reshape(shape)
         pooled_dag, pooled_true = all_dag[1 + n_mb:].reshape(shape), all_true[1 + n_mb:].reshape(shape)
         region_b = jnp.append(inst["region_b"], False)
+        pairs = bonus_mask if bonus_mask.ndim == 2 else bonus_mask.any(0)  # supported at some step
         start = jnp.zeros(S + 1).at[0].set(1.0)
         design_b = jax.vmap(lambda acts: (mdp.occupancy_measures(P_ext, mdp.one_hot_policy(acts, A), start)
                                           .sum(-1) @ region_b).sum() / H)(design["policies"])  # [K_ucb]
@@ -188,8 +193,8 @@ def make_seed_fn(config):
             "design_b_share_exact": design_b.mean(),  # exact B share of the mixture (mean of member occupancies)
             "offline_visit_frac": (jnp.arange(max_off) < k_off) @ jax.nn.one_hot(region_of[off_s[:, :-1]], 3).mean(1)
             / k_off,  # [3]
-            "supported_pairs": bonus_mask.sum(),
-            "supported_pairs_b": (bonus_mask[:S] & inst["region_b"][:, None]).sum(),
+            "supported_pairs": pairs.sum(),
+            "supported_pairs_b": (pairs[:S] & inst["region_b"][:, None]).sum(),
         }
 
     return seed_fn

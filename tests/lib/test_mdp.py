@@ -196,3 +196,40 @@ def test_theoretical_bonus_degenerates_at_this_scale(lock_design_setup):
     share_scaled, _ = _design_b_share(inst, P_hat, mask, lambda m: mdp.scaled_bonus(m, beta=1.0))
     assert share_theory < 0.05, share_theory
     assert share_scaled >= 0.15, share_scaled
+
+
+def test_step_indexed_models_match_brute_force_and_monte_carlo():
+    """Step-indexed P `[H, S, A, S]`: VI equals brute force over all policies, equal steps reproduce the
+    homogeneous values, and rollouts follow the per-step transitions (counts per step sum to pooled counts)."""
+    Ps = jnp.stack([mdp.random_mdp(jax.random.key(40 + h), num_states=3, num_actions=2, num_successors=2)
+                    for h in range(H)])
+    R = jax.random.uniform(jax.random.key(50), (3, 2))
+
+    def ref(actions):
+        v = np.zeros(3)
+        for h in reversed(range(H)):
+            Ph = np.asarray(Ps[h], np.float64)
+            v = np.array([float(R[s, actions[h][s]]) + Ph[s, actions[h][s]] @ v for s in range(3)])
+        return v[0]
+
+    best = max(ref(np.reshape(a, (H, 3))) for a in itertools.product(range(2), repeat=3 * H))
+    q, v = mdp.value_iteration(Ps, R, horizon=H)
+    np.testing.assert_allclose(float(v[0, 0]), best, rtol=1e-5)
+    same = jnp.broadcast_to(Ps[0], Ps.shape)
+    np.testing.assert_allclose(np.asarray(mdp.value_iteration(same, R, horizon=H)[1]),
+                               np.asarray(mdp.value_iteration(Ps[0], R, horizon=H)[1]), rtol=1e-6)
+    pi = jnp.full((H, 3, 2), 0.5)
+    states, actions = mdp.rollouts(jax.random.key(51), P=Ps, policy=pi, num_episodes=40_000)
+    returns = np.asarray(R[states[:, :-1], actions].sum(-1))
+    exact = float(mdp.policy_evaluation(Ps, R, pi)[0, 0])
+    assert abs(returns.mean() - exact) < 4 * returns.std() / np.sqrt(returns.size)
+    per_step = mdp.count_transitions(states, actions, num_states=3, num_actions=2, step_indexed=True)
+    assert per_step.shape == (H, 3, 2, 3)
+    np.testing.assert_allclose(np.asarray(per_step.sum(0)),
+                               np.asarray(mdp.count_transitions(states, actions, num_states=3, num_actions=2)))
+    emp = np.asarray(per_step[1] / jnp.maximum(per_step[1].sum(-1, keepdims=True), 1))
+    seen = np.asarray(per_step[1].sum(-1)) > 2000
+    np.testing.assert_allclose(emp[seen], np.asarray(Ps[1])[seen], atol=0.03)  # step 1 follows Ps[1]
+    P_hat = mdp.sparsify(per_step, per_step >= 1)
+    assert P_hat.shape == (H, 4, 2, 4)
+    np.testing.assert_allclose(np.asarray(P_hat[2]), np.asarray(mdp.sparsify(per_step[2], per_step[2] >= 1)))

@@ -79,6 +79,7 @@ def test_rerun_with_another_config_is_refused(smoke_run):
     ("claims.coverage_budget", 400, "config.claims.coverage_budget=400 is invalid: expected one of "
                                     "online.budgets=[25, 100]"),
     ("design.delta", 1.5, "config.design.delta=1.5 is invalid: expected a confidence level in (0, 1)"),
+    ("offline.threshold", 0, "config.offline.threshold=0 is invalid: expected an integer >= 1"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""

@@ -149,7 +149,7 @@ def compute(config, points: dict) -> tuple[dict, list[dict]]:
                   f"{match if match is not None else f'> {budgets[-1]} (not within the grid)'} "
                   f"({'≥ ' if match is None else ''}{ratio:.0f}×); behaviour: "
                   + ", ".join(f"{b}: {v:.4f}" for b, v in zip(budgets, beh, strict=True))),
-            holds=(match is None and budgets[-1] >= 400) or (match is not None and match >= 400)))
+            holds=(match >= 400) if match is not None else (True if budgets[-1] >= 400 else None)))
     else:
         claims.append(claim("N5.data_efficiency_vs_behaviour", "≥ 4× episodes", paper="-",
                             ours="budget 100 not in this preset", holds=None))

@@ -53,7 +53,11 @@ REGISTRY: tuple[Project, ...] = (
                 "T3.one_sample_certificate", "T4.minimax_certificate_parity", "T5.localization_scaling",
                 "T6.complexity_slope_saturation", "T6.solver_matches_slsqp", "T7.equal_counts_nonresult",
                 "T8.suite_under_a_minute", "RL.logging_policy_mixture", "RL.improves_on_behaviour")),
-    Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)"),
+    Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)",
+            built=True, claims=(
+                "N1.design_targets_low_coverage", "N2.beats_behaviour_and_uniform_in_sparsified_mdp",
+                "N3.epsilon_rate", "N4.nonreactive_matches_reactive", "N5.data_efficiency_vs_behaviour",
+                "N6.local_coverage", "N7.theory_bonus_degenerates")),
     Project("autoprm", "AutoPRM: question decomposition and RL on sub-question solvers"),
     Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine"),
     Project("nes", "Neural Explicit Surface: pose-dependent 2D maps, rasterized"),

@@ -12,6 +12,7 @@ Replaces the block between `<!-- results:start -->` and `<!-- results:end -->` i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -78,7 +79,11 @@ def main(argv=None) -> None:
     os.makedirs(figures, exist_ok=True)
     for plot in results.get("plots", []):  # the README shows the plots of the run it quotes
         shutil.copyfile(os.path.join(os.path.dirname(path), plot), os.path.join(figures, plot))
-    block = claims_table(results) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in results.get("plots", []))
+    try:  # a project may render a richer block (extra tables) with projects/<p>/readme.py: render(results)
+        render = importlib.import_module(f"projects.{args.project}.readme").render
+    except ModuleNotFoundError:
+        render = claims_table
+    block = render(results) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in results.get("plots", []))
     _write(readme, _replace(open(readme, encoding="utf-8").read(), "results", block))
     top = os.path.join(ROOT, "README.md")
     _write(top, _replace(open(top, encoding="utf-8").read(), "projects", project_rows(args.runs_dir)))

@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
+import sys
 import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {  # Llama-architecture configs (grouped-query attention, SwiGLU, RoPE, untied head)
@@ -131,15 +134,7 @@ def main():
     slower = [f"{r['size']} {k}" for r in rows for k in ("decode", "fwd") if r[f"ours_{k}"] < r[f"hf_{k}"]]
     lines += ["", "Where we are slower than transformers: " + (", ".join(slower) if slower else "nowhere in this run")
               + ".", ""]
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n\n"
-    pattern = re.compile(r"## language-model core.*?(?=\n## |\Z)", re.S)
-    block = "\n".join(lines)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text.rstrip() + "\n")
-    os.replace(path + ".tmp", path)
-    print(f"wrote {path}")
+    write_section("language-model core", lines)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -166,15 +168,7 @@ def main() -> None:
         "one process, back to back.",
         "",
     ]
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n\n"
-    pattern = re.compile(r"## trust bandit suite.*?(?=\n## |\Z)", re.S)
-    block = "\n".join(section)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text.rstrip() + "\n")
-    os.replace(path + ".tmp", path)
-    print(f"wrote {path}")
+    write_section("trust bandit suite", section)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -219,15 +221,7 @@ def main() -> None:
                      f"{t_jax1:.3f} | {t_torch / best:.2f}× | {f_full / best / 1e9:.0f} "
                      f"({100 * f_full / best / peak:.0f}%) | {t_trunc:.3f} |")
     lines.append("")
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n\n"
-    pattern = re.compile(r"## two_hop training step.*?(?=\n## |\Z)", re.S)
-    block = "\n".join(lines)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text.rstrip() + "\n")
-    os.replace(path + ".tmp", path)
-    print(f"wrote {path}")
+    write_section("two_hop training step", lines)
 
 
 if __name__ == "__main__":

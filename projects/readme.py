@@ -53,7 +53,7 @@ def project_rows(runs_dir: str) -> str:
     for p in reproduce.REGISTRY:
         path = os.path.join(runs_dir, p.name, "results.json")
         if not p.built:
-            rows.append(f"| {p.name} | {p.paper} | not built yet | – | – |")
+            rows.append(f"| {p.name} | {p.paper} | {p.note or 'not built yet'} | – | – |")
             continue
         held = "–"
         if os.path.exists(path):

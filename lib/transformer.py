@@ -228,6 +228,8 @@ class Transformer(nn.Module):
                 new_k.append(nc[0])
                 new_v.append(nc[1])
         if select is not None:
+            if c.head == "scalar":
+                raise ValueError("select= is for the language-model head; a scalar head pools at the last real token")
             x = jnp.take_along_axis(x, select[:, None, None], axis=1)[:, 0]  # [b, d]
         if c.prenorm:
             x = Norm(c, name="norm_final")(x)

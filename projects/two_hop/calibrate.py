@@ -7,7 +7,9 @@ Measured on 2 shared CPU cores (2026-11-26) with a first version of this sweep (
 probe batch; the data keys were derived differently), attention-only, d=64, batch 128, 3 seeds per lr:
 lr 2e-3 — seed 0 jumped 0.40 → 1.00 between steps 2 700 and 2 800; seeds 1, 2 still on the plateau
 (accuracy ≈ 0.25–0.30) at 3 000. lr 5e-3 — seed 2 jumped 0.38 → 1.00 between 2 300 and 2 400; seeds 0, 1 on
-the early plateau (≈ 0.15–0.19) at 3 000. (≈ 11 min for the 6 runs.)
+the early plateau (≈ 0.15–0.19) at 3 000 (≈ 11 min for the 6 runs). With this version, batch 512, lr 1e-3, 3 seeds:
+seed 1 jumped 0.33 → 1.00 between steps 2 500 and 2 700, seed 2 0.32 → 1.00 between 2 700 and 2 900, seed 0 was on
+the ≈ 0.30 plateau at 3 000 (≈ 18 min on 2 shared cores).
 """
 
 from __future__ import annotations

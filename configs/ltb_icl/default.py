@@ -19,13 +19,12 @@ LSA is trained as an LTB whose MLP output is masked to zero, so both share one v
 
 import ml_collections
 
+from configs.common import new_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    preset = arg or "quick"
-    if preset not in ("smoke", "quick", "paper"):
-        raise ValueError(f"preset {preset!r} is invalid: expected one of ['smoke', 'quick', 'paper']")
-    c = ml_collections.ConfigDict()
-    c.preset = preset
+    c = new_config(arg)
+    preset = c.preset
     c.seed = 0
     c.num_seeds = 3  # a vmap axis: every run is repeated over this many seeds in one jit
     c.num_devices = 0  # data-parallel over this many local devices; 0 = all

@@ -31,13 +31,12 @@ theory-bonus design as the ablation "rfnpd_theory", claim N7). Φ = 1 for the sa
 
 import ml_collections
 
+from configs.common import new_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    preset = arg or "quick"
-    if preset not in ("smoke", "quick", "paper"):
-        raise ValueError(f"preset {preset!r} is invalid: expected one of ['smoke', 'quick', 'paper']")
-    c = ml_collections.ConfigDict()
-    c.preset = preset
+    c = new_config(arg)
+    preset = c.preset
     c.seed = 0
     c.num_seeds = 100  # a vmap axis: every seed draws its own MDP, rewards, offline data and online data
     c.seed_batch = 25  # seeds per jitted call; every finished batch is saved, so a rerun resumes

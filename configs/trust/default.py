@@ -25,6 +25,8 @@ Instance names (parsed by `projects.trust.run.make_instance`):
 
 import ml_collections
 
+from configs.common import new_config
+
 BASE_INSTANCES = (
     "trap_half_s0.5_d1000_n10000",  # AC-T1 headline
     "trap_half_s1_d1000_n10000",  # AC-T1, σ = 1
@@ -39,11 +41,8 @@ MINIMAX_INSTANCES = tuple(
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    preset = arg or "quick"
-    if preset not in ("smoke", "quick", "paper"):
-        raise ValueError(f"preset {preset!r} is invalid: expected one of ['smoke', 'quick', 'paper']")
-    c = ml_collections.ConfigDict()
-    c.preset = preset
+    c = new_config(arg)
+    preset = c.preset
     c.seed = 0  # root key: instance draws, Monte Carlo draws and data seeds are folded from it
     c.num_seeds = 1000  # data seeds, a vmap axis (chunked by lax.map in batches of seed_batch)
     c.seed_batch = 100

@@ -21,13 +21,12 @@ biases, untied head, PyTorch-default initialisation (N(0,1) embeddings, U(Â±1/âˆ
 
 import ml_collections
 
+from configs.common import new_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    preset = arg or "quick"
-    if preset not in ("smoke", "quick", "paper"):
-        raise ValueError(f"preset {preset!r} is invalid: expected one of ['smoke', 'quick', 'paper']")
-    c = ml_collections.ConfigDict()
-    c.preset = preset
+    c = new_config(arg)
+    preset = c.preset
     c.seed = 0
     c.num_seeds = 3  # a vmap axis: every seed has its own initialisation and data stream
 

@@ -106,11 +106,7 @@ def test_sigkill_then_rerun_resumes_to_identical_results(tmp_path):
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
-    node = config
-    *parents, leaf = field.split(".")
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
+    config.update_from_flattened_dict({field: value})
     with pytest.raises(common.ConfigError, match=re.escape(message)):
         train.validate(config)
 

@@ -88,11 +88,7 @@ def test_rerun_resumes_from_instance_files(smoke):
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
-    node = config
-    *parents, leaf = field.split(".")
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
+    config.update_from_flattened_dict({field: value})
     with pytest.raises(common.ConfigError, match=re.escape(message)):
         run.validate(config)
 

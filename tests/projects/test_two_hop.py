@@ -77,8 +77,7 @@ def test_smoke_run_writes_results_and_resumes(tmp_path):
 def test_bad_config(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
-    section, leaf = field.split(".")
-    config[section][leaf] = value
+    config.update_from_flattened_dict({field: value})
     with pytest.raises(common.ConfigError, match=re.escape(message)):
         train.validate(config)
 

@@ -5,7 +5,8 @@
 - `dot_product_attention` with causal and padding masks, grouped-query heads (n_kv_heads ≤ n_heads),
   rotary position embedding (`apply_rotary`, Hugging Face's rotate-half convention) and a KV cache of
   static shape that decoding writes into (`init_cache`, `update_cache`). Sequence layout here is
-  `[batch, seq, heads, head_dim]`.
+  `[batch, seq, heads, head_dim]`; the cache is head-major, `[batch, kv_heads, max_len, head_dim]` per layer,
+  so attention over it needs no transpose (a decode step reads the cache once instead of copying it).
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ def padding_mask(key_valid: jnp.ndarray) -> jnp.ndarray:
 
 
 def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, *, mask: jnp.ndarray | None = None,
-                          scale: float | None = None, return_weights: bool = False):
+                          scale: float | None = None, return_weights: bool = False, kv_head_major: bool = False):
     """Softmax attention with grouped-query heads.
 
     Args:
-      q: `[b, t, n_heads, d_h]`; k, v: `[b, s, n_kv_heads, d_h]` with n_heads % n_kv_heads == 0
-        (each group of n_heads // n_kv_heads query heads shares one key/value head).
+      q: `[b, t, n_heads, d_h]`; k, v: `[b, s, n_kv_heads, d_h]` (or `[b, n_kv_heads, s, d_h]` with
+        kv_head_major, the cache layout) with n_heads % n_kv_heads == 0 (each group of
+        n_heads // n_kv_heads query heads shares one key/value head).
       mask: bool, broadcastable to `[b, n_heads, t, s]`; True = may attend. A query row with no
         allowed key gets zero output (not NaN).
       scale: logit scale, 1/sqrt(d_h) by default.
@@ -63,12 +65,13 @@ def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, *, mas
       `[b, t, n_heads, d_h]`, and the weights `[b, n_heads, t, s]` when return_weights.
     """
     b, t, h, dh = q.shape
-    kvh = k.shape[2]
+    kvh = k.shape[1] if kv_head_major else k.shape[2]
+    kv = "bksd" if kv_head_major else "bskd"
     if h % kvh:
         raise ValueError(f"n_heads={h} is not a multiple of n_kv_heads={kvh}")
     scale = dh ** -0.5 if scale is None else scale
     qg = q.reshape(b, t, kvh, h // kvh, dh)
-    logits = jnp.einsum("btkgd,bskd->bkgts", qg, k).astype(jnp.float32) * scale
+    logits = jnp.einsum(f"btkgd,{kv}->bkgts", qg, k).astype(jnp.float32) * scale
     logits = logits.reshape(b, h, t, -1)
     if mask is not None:
         mask = jnp.broadcast_to(mask, logits.shape)
@@ -76,7 +79,7 @@ def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, *, mas
     weights = jax.nn.softmax(logits, axis=-1)
     if mask is not None:
         weights = jnp.where(mask, weights, 0.0)
-    out = jnp.einsum("bkgts,bskd->btkgd", weights.reshape(b, kvh, h // kvh, t, -1).astype(v.dtype), v)
+    out = jnp.einsum(f"bkgts,{kv}->btkgd", weights.reshape(b, kvh, h // kvh, t, -1).astype(v.dtype), v)
     out = out.reshape(b, t, h, dh)
     return (out, weights) if return_weights else out
 
@@ -101,15 +104,18 @@ def apply_rotary(x: jnp.ndarray, positions: jnp.ndarray, *, theta: float = 10000
 
 def init_cache(*, batch: int, max_len: int, n_layers: int, n_kv_heads: int, head_dim: int,
                dtype=jnp.float32) -> dict:
-    """An empty KV cache: {"k", "v": `[n_layers, batch, max_len, n_kv_heads, head_dim]`}."""
-    shape = (n_layers, batch, max_len, n_kv_heads, head_dim)
-    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+    """An empty KV cache: {"k", "v": a tuple of n_layers arrays `[batch, n_kv_heads, max_len, head_dim]`}
+    (one array per layer, so a decode step updates each in place instead of restacking them)."""
+    shape = (batch, n_kv_heads, max_len, head_dim)
+    return {"k": tuple(jnp.zeros(shape, dtype) for _ in range(n_layers)),
+            "v": tuple(jnp.zeros(shape, dtype) for _ in range(n_layers))}
 
 
 def update_cache(cache_k: jnp.ndarray, cache_v: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
                  index: int | jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Writes `k, v` `[b, t, kvh, d_h]` into one layer's cache `[b, max_len, kvh, d_h]` at `index`
+    """Writes `k, v` `[b, t, kvh, d_h]` into one layer's cache `[b, kvh, max_len, d_h]` at `index`
     (the same slot for every row; static shapes, so decoding compiles once)."""
-    cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
-    cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+    k, v = (x.transpose(0, 2, 1, 3).astype(cache_k.dtype) for x in (k, v))
+    cache_k = jax.lax.dynamic_update_slice(cache_k, k, (0, 0, index, 0))
+    cache_v = jax.lax.dynamic_update_slice(cache_v, v, (0, 0, index, 0))
     return cache_k, cache_v

@@ -63,7 +63,7 @@ def sample_logits(logits: jnp.ndarray, keys: jax.Array, *, temperature: float = 
 def prefill(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, *, config: TransformerConfig,
             max_new_tokens: int, pad_id: int = 0, row_ids: jnp.ndarray | None = None) -> dict:
     """Runs the left-padded prompts `[b, P]` into a fresh static KV cache of length P + max_new_tokens and
-    returns the decoding state (every per-row leaf has the batch first; the cache has it second)."""
+    returns the decoding state (every per-row leaf, the cache's included, has the batch first)."""
     b, P = prompt_ids.shape
     N = max_new_tokens
     mask = prompt_mask.astype(jnp.int32)
@@ -114,9 +114,7 @@ def decode(params: dict, state: dict, key: jax.Array, until, *, config: Transfor
 def gather_rows(state: dict, idx: jnp.ndarray, *, dead: jnp.ndarray | None = None) -> dict:
     """The decoding state of rows `idx` `[b']` (KV rows gathered, not re-prefilled); rows flagged `dead`
     (bucket padding) are marked finished so they never change the result."""
-    out = {k: (v if k == "i" else jnp.take(v, idx, axis=1 if k == "cache" else 0)) for k, v in state.items()
-           if k != "cache"}
-    out["cache"] = jax.tree.map(lambda c: jnp.take(c, idx, axis=1), state["cache"])
+    out = {k: (v if k == "i" else jax.tree.map(lambda x: jnp.take(x, idx, axis=0), v)) for k, v in state.items()}
     if dead is not None:
         out["done"] = out["done"] | dead
     return out

@@ -140,7 +140,8 @@ class Attention(nn.Module):
         if cache_kv is not None:
             ck, cv = attention.update_cache(cache_kv[0], cache_kv[1], k, v, cache_index)
             k, v, new_cache = ck, cv, (ck, cv)
-        out = attention.dot_product_attention(q, k, v, mask=mask, return_weights=return_weights)
+        out = attention.dot_product_attention(q, k, v, mask=mask, return_weights=return_weights,
+                                              kv_head_major=cache_kv is not None)
         weights = None
         if return_weights:
             out, weights = out
@@ -199,7 +200,7 @@ class Transformer(nn.Module):
           positions: `[b, t]` absolute positions (default arange(t) + cache_index).
           attention_mask: `[b, s]` 1 for real tokens, 0 for padding, over the keys: s = t without a
             cache, s = cache length with one (the caller tracks which cache slots hold real tokens).
-          cache: None, or {"k","v": `[n_layers, b, max_len, kv_heads, d_h]`} (attention.init_cache);
+          cache: None, or {"k","v": n_layers arrays `[b, kv_heads, max_len, d_h]`} (attention.init_cache);
             this call's keys/values are written at slot `cache_index` and the new cache is returned.
           select: optional `[b]` positions: the final norm and the head run only there (logits `[b, V]`),
             for losses that use one position.
@@ -208,7 +209,7 @@ class Transformer(nn.Module):
         b, t = input_ids.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t)[None, :] + cache_index, (b, t))
-        s = t if cache is None else cache["k"].shape[2]
+        s = t if cache is None else cache["k"][0].shape[2]
         mask = attention.causal_mask(t, s, offset=0 if cache is None else cache_index)[None, None]
         if attention_mask is not None:
             mask = mask & attention.padding_mask(attention_mask)
@@ -250,7 +251,7 @@ class Transformer(nn.Module):
         if return_attn:
             out["attn"] = weights
         if cache is not None:
-            out["cache"] = {"k": jnp.stack(new_k), "v": jnp.stack(new_v)}
+            out["cache"] = {"k": tuple(new_k), "v": tuple(new_v)}
         return out
 
 

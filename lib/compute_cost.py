@@ -61,9 +61,12 @@ def prefill_flops(dims: ModelDims, *, batch: int, length: int) -> float:
     return batch * length * token_flops(dims, (length + 1) / 2)
 
 
-def roofline_decode_seconds(hw: Roofline, *, batch: int, start: int, end: int, length_scale: float = 1.0) -> float:
-    """Simulated seconds to decode `batch` rows from `start` to `end` (lengths scaled by `length_scale`):
-    each step is bandwidth-bound (weights + resident KV) or compute-bound, whichever is slower."""
+def roofline_decode_seconds(hw: Roofline, *, batch: int, start: int, end: int, length_scale: float = 1.0,
+                            batch_scale: float = 1.0) -> float:
+    """Simulated seconds to decode `batch` rows from `start` to `end` (lengths scaled by `length_scale`, rows
+    by `batch_scale`): each step is bandwidth-bound (weights + resident KV) or compute-bound, whichever is
+    slower."""
+    batch = batch * batch_scale
     s0, s1 = start * length_scale, end * length_scale
     steps = s1 - s0
     kv = batch * (s0 + s1) / 2  # mean resident KV tokens over the steps
@@ -73,40 +76,43 @@ def roofline_decode_seconds(hw: Roofline, *, batch: int, start: int, end: int, l
 
 
 def roofline_pass_seconds(hw: Roofline, *, batch: int, length: int, reward_model: bool,
-                          length_scale: float = 1.0) -> float:
+                          length_scale: float = 1.0, batch_scale: float = 1.0) -> float:
     """Simulated seconds of one prefill (generator) or reward-model pass over batch × length tokens."""
+    batch = batch * batch_scale
     w, p = (hw.weight_bytes_rm, hw.params_rm) if reward_model else (hw.weight_bytes_gen, hw.params_gen)
     return max(w / hw.bandwidth, 2 * p * batch * length * length_scale / hw.flops_per_s)
 
 
 def schedule_cost(rounds: list[dict], rm_calls: list[dict], *, prompt_len: int, gen: ModelDims, rm: ModelDims,
-                  hw: Roofline = Roofline(), length_scale: float = 1.0, initial_batch: int | None = None) -> dict:
+                  hw: Roofline = Roofline(), length_scale: float = 1.0, batch_scale: float = 1.0,
+                  initial_batch: int | None = None) -> dict:
     """Total cost of a logged schedule.
 
     `rounds`: [{"bucket" (rows computed), "start", "end"}] (lengths include the prompt, as
     `lib.decoding.speculative_rejection` logs them); `rm_calls`: [{"n", "length"}]. The first round's
-    rows are prefilled over the prompt. Returns {"flops", "roofline_seconds"}."""
+    rows are prefilled over the prompt. `length_scale` and `batch_scale` map a small experiment's lengths and
+    rows to the simulated accelerator's (FLOPs are not scaled). Returns {"flops", "roofline_seconds"}."""
+    sc = dict(length_scale=length_scale, batch_scale=batch_scale)
     b0 = initial_batch if initial_batch is not None else rounds[0]["bucket"]
     flops = prefill_flops(gen, batch=b0, length=prompt_len)
-    sim = roofline_pass_seconds(hw, batch=b0, length=prompt_len, reward_model=False, length_scale=length_scale)
+    sim = roofline_pass_seconds(hw, batch=b0, length=prompt_len, reward_model=False, **sc)
     for r in rounds:
         flops += decode_flops(gen, batch=r["bucket"], start=r["start"], end=r["end"])
-        sim += roofline_decode_seconds(hw, batch=r["bucket"], start=r["start"], end=r["end"],
-                                       length_scale=length_scale)
+        sim += roofline_decode_seconds(hw, batch=r["bucket"], start=r["start"], end=r["end"], **sc)
     for c in rm_calls:
         flops += prefill_flops(rm, batch=c["n"], length=c["length"])
-        sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=True,
-                                     length_scale=length_scale)
+        sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=True, **sc)
     return {"flops": flops, "roofline_seconds": sim}
 
 
 def best_of_n_cost(n: int, *, device_batch: int, prompt_len: int, max_new_tokens: int, gen: ModelDims,
-                   rm: ModelDims, hw: Roofline = Roofline(), length_scale: float = 1.0) -> dict:
-    """Best-of-N as the paper runs it: n / device_batch devices, each decoding `device_batch` rows to the
-    full length (the slowest row sets the time) and scoring them once. Device-seconds add up
-    (relative compute = time × devices)."""
+                   rm: ModelDims, hw: Roofline = Roofline(), length_scale: float = 1.0,
+                   batch_scale: float = 1.0) -> dict:
+    """Best-of-N as the paper runs it: n / device_batch devices, each decoding `device_batch` rows for
+    `max_new_tokens` steps (pass the device's longest response: generation stops when every row has
+    finished) and scoring them once. Device-seconds add up (relative compute = time × devices)."""
     devices = n / device_batch
     one = schedule_cost([{"bucket": device_batch, "start": prompt_len, "end": prompt_len + max_new_tokens}],
                         [{"n": device_batch, "length": prompt_len + max_new_tokens}], prompt_len=prompt_len,
-                        gen=gen, rm=rm, hw=hw, length_scale=length_scale)
+                        gen=gen, rm=rm, hw=hw, length_scale=length_scale, batch_scale=batch_scale)
     return {k: v * devices for k, v in one.items()}

@@ -284,3 +284,25 @@ def speedup(bon_compute: np.ndarray, bon_score: np.ndarray, method_compute: floa
     x_needed = x[i] + (method_score - y[i]) * (x[i + 1] - x[i]) / (y[i + 1] - y[i])
     return {"speedup": float(np.exp(x_needed) / method_compute), "bon_compute": float(np.exp(x_needed)),
             "extrapolated": bool(method_score < y[0] or method_score > y[-1])}
+
+
+def subset_max_weights(m: int, n: int) -> np.ndarray:
+    """`[m]` probabilities that the i-th smallest of m values (i = 0..m−1) is the largest of a uniformly
+    random n-subset: C(i, n−1) / C(m, n) (order statistics; exact, no resampling noise)."""
+    if not 1 <= n <= m:
+        raise ValueError(f"n={n} is invalid: expected 1 <= n <= m={m}")
+    from scipy.special import gammaln
+
+    i = np.arange(m)
+    logw = np.where(i >= n - 1, gammaln(i + 1) - gammaln(n) - gammaln(i - n + 2), -np.inf)
+    logw -= gammaln(m + 1) - gammaln(n + 1) - gammaln(m - n + 1)
+    return np.exp(logw)
+
+
+def expected_best_of(scores: np.ndarray, n: int, values: np.ndarray | None = None) -> float:
+    """E over uniformly random n-subsets of `scores` `[m]` of the `values` (default: the scores) of the
+    subset's highest-scoring member: Best-of-n's expected outcome estimated from m ≥ n samples."""
+    scores = np.asarray(scores, float)
+    order = np.argsort(scores, kind="stable")
+    v = scores if values is None else np.asarray(values, float)
+    return float(np.dot(subset_max_weights(len(scores), n), v[order]))

@@ -49,7 +49,9 @@ REGISTRY: tuple[Project, ...] = (
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)"),
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)"),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)",
-            note="partially built: lib/decoding.speculative_rejection, metrics, cost models; no experiment yet"),
+            built=True, claims=(
+                "SR.speedup_alpha05_roofline", "SR.speedup_alpha05_flops", "SR.gold_win_alpha05",
+                "SR.common_random_numbers", "SR.partial_final_correlation", "SR.bon_log_linear")),
     Project("trust", "Reliable Decisions in Data-Starved Bandits via Trust Region Enhancement (Zhang et al.; 2024)",
             built=True, claims=(
                 "T1.data_starved_win", "T1.data_starved_win_sigma1", "T2.safety_every_instance",

@@ -95,3 +95,21 @@ def test_improvement_score_and_speedup():
     assert below["extrapolated"] and below["speedup"] < 1
     with pytest.raises(ValueError, match="increase strictly"):
         decoding.speedup(compute, score[::-1], method_compute=1.0, method_score=100.0)
+
+
+def test_expected_best_of_matches_enumeration():
+    """Order-statistics Best-of-n equals the mean over every n-subset (enumerated), for scores and for other
+    values read at the argmax."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    s, g = rng.normal(size=7), rng.normal(size=7)
+    for n in (1, 3, 7):
+        subsets = list(itertools.combinations(range(7), n))
+        want_s = np.mean([s[list(c)].max() for c in subsets])
+        want_g = np.mean([g[list(c)[int(np.argmax(s[list(c)]))]] for c in subsets])
+        assert decoding.expected_best_of(s, n) == pytest.approx(want_s, rel=1e-10)
+        assert decoding.expected_best_of(s, n, g) == pytest.approx(want_g, rel=1e-10)
+    assert decoding.subset_max_weights(512, 16).sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="n=9"):
+        decoding.expected_best_of(s, 9)

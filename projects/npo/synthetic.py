@@ -19,10 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # the unlearning primitives of lib/losses.py (branch unlearn-lib)
-    from lib.losses import ga_from_logps, npo_from_logps
-except ImportError:  # pragma: no cover - temporary until that branch is merged
-    from projects.npo._losses_shim import ga_from_logps, npo_from_logps
+from lib.losses import dpo_from_logps, ga_from_logps, npo_from_logps
 
 METHOD_NAMES = {"ga": "GA", "ga_rt": "GA+RT", "idk_rt": "IDK+RT", "npo": "NPO", "npo_rt": "NPO+RT",
                 "dpo_rt": "DPO+RT"}
@@ -125,8 +122,8 @@ def pretrain_seeds(data: dict, *, steps: int, lr: float) -> dict:
 def unlearning_loss(theta, batch, *, kind: str, beta):
     """The minimised objective of each method (official synthetic code): forget terms on D_f, the retain term
     "RT" = mean NLL on D_r. GA: E log π_θ(y_f). NPO: E (2/β) softplus(β(log π_θ − log π_ref)).
-    IDK: NLL of uniform-random labels on the forget inputs. DPO (winner IDK, loser y_f):
-    E (2/β) softplus(β[(log π_θ(y_f) − log π_θ(y_idk)) − (same for π_ref)])."""
+    IDK: NLL of uniform-random labels on the forget inputs. DPO (winner y_idk, loser y_f):
+    E −(2/β) log σ(β[(log π_θ(y_idk) − log π_ref(y_idk)) − (log π_θ(y_f) − log π_ref(y_f))])."""
     z_f, z_r = batch["z_f"], batch["z_r"]
     logp_f = label_logp(theta, z_f, batch["yf"])
     rt = -jnp.mean(label_logp(theta, z_r, batch["yr"]))
@@ -141,7 +138,7 @@ def unlearning_loss(theta, batch, *, kind: str, beta):
         return npo + rt if kind == "npo_rt" else npo
     if kind == "dpo_rt":
         logp_w = label_logp(theta, z_f, batch["y_idk"])
-        dpo = npo_from_logps(logp_f - logp_w, batch["ref_logp_f"] - batch["ref_logp_idk"], beta=beta)
+        dpo = dpo_from_logps(logp_w, batch["ref_logp_idk"], logp_f, batch["ref_logp_f"], beta=beta)
         return jnp.mean(dpo) + rt
     raise ValueError(f"kind={kind!r} is invalid: expected one of {list(KINDS)}")
 

@@ -15,11 +15,13 @@ PANELS = (("forget_dist", "forget distance KL(π_retr‖π_θ)"), ("retain_dist"
           ("param_dist", "‖θ_t − θ_ref‖"))
 
 
-def _band(ax, x, arr, **kw):
+def _band(ax, x, arr, *, log=False, **kw):
+    """Seed mean and its 95 % CI band (on a log axis the band's floor is clipped at mean/10 to stay readable)."""
     mean = arr.mean(0)
     ci = np.array([mean_ci(arr[:, i])[1] for i in range(arr.shape[1])]) if arr.shape[0] > 1 else 0 * mean
     ax.plot(x, mean, **kw)
-    ax.fill_between(x, np.maximum(mean - ci, 1e-12), mean + ci, color=kw.get("color"), alpha=0.2, lw=0)
+    low = np.maximum(mean - ci, mean / 10) if log else mean - ci
+    ax.fill_between(x, low, mean + ci, color=kw.get("color"), alpha=0.2, lw=0)
 
 
 def metrics_vs_steps(workdir: str, tag: str, res: dict, config_s) -> str:
@@ -27,7 +29,7 @@ def metrics_vs_steps(workdir: str, tag: str, res: dict, config_s) -> str:
     fig, axes = common.figure(1, 3, figsize=(15, 4))
     for ax, (key, label) in zip(axes, PANELS, strict=True):
         for kind, m in res["methods"].items():
-            _band(ax, steps, m[key], color=COLORS.get(kind), label=METHOD_NAMES[kind])
+            _band(ax, steps, m[key], log=key != "param_dist", color=COLORS.get(kind), label=METHOD_NAMES[kind])
         ax.set(xlabel="unlearning step", ylabel=label, yscale="log" if key != "param_dist" else "linear")
         if key == "forget_dist":
             ax.axhline(config_s.forget_threshold, color="k", ls=":", lw=1, label=f"{config_s.forget_threshold:g}")

@@ -13,10 +13,11 @@ Launch (from the repository root):
 Override any field, e.g. `--config.synthetic.alphas='(1.0,)' --config.synthetic.drift.enabled=False`.
 
 Presets (2 CPU cores, measured):
-  smoke  ~5 s   2 seeds, α = 1 only, 2000 pre-training steps, 400 unlearning steps, 1000 drift steps: the code path.
-  quick  ~25 s  the spec's full synthetic settings: 5 seeds (1000…5000), α ∈ {1, 0}, 20,000 pre-training steps,
-                2000 unlearning steps (eval every 25), drift 10,000 steps (eval every 25).
-  paper  ~30 s  as quick with the drift run evaluated every 5 steps (the official README's plot setting).
+  smoke  ~10 s  2 seeds, α = 1 only, 2000 pre-training steps, 400 unlearning steps, 1000 drift steps: the code path.
+  quick  ~55 s  the spec's full synthetic settings: 5 seeds (1000…5000), α ∈ {1, 0}, 20,000 pre-training steps,
+                2000 unlearning steps (eval every 25), drift 10,000 steps (eval every 25);
+                most of it the 2 × 10 pre-training runs (measured 52 s CPU, 78 s wall on a busy machine).
+  paper  ~60 s  as quick with the drift run evaluated every 5 steps (the official README's plot setting).
 """
 
 import ml_collections

@@ -1,0 +1,461 @@
+"""The TOFU unlearning benchmark protocol (Maini et al. 2024) as pure functions, plus a local-file reader.
+
+Definitions follow the legacy TOFU / NPO / SimNPO evaluation CODE (spec ../shared/papers/unlearning.md §3.1),
+which produced every reported number:
+
+- length-normalised answer probability p̄(a|q) = exp((1/|a|) Σ_t log π(a_t|q, a_<t)) = π(a|q)^{1/|a|}
+  ("avg_gt_loss" = −log p̄ in TOFU);
+- Probability: forget / retain → mean p̄(a|q); real authors / world facts → mean p̄(a)/(p̄(a) + Σ_j p̄(â_j));
+- truth ratio R = [Π_j p̄(â_j|q)]^{1/m} / p̄(ã|q) — GEOMETRIC mean over the m perturbed answers â_j, ã = the
+  paraphrased answer (forget, retain) or the original answer (real authors, world facts). The papers' text
+  writes an arithmetic mean; `truth_ratio(..., mean="arithmetic")` gives that variant;
+- truth-ratio score: forget side mean min(R, 1/R) ("closer to 1 is better"); utility side (retain, real authors,
+  world facts) mean max(0, 1 − R) ("true better");
+- Forget Quality = p-value of scipy.stats.ks_2samp between the per-item truth ratios on the forget set of the
+  unlearned model and of the retain model (any monotone transform of R gives the same p-value);
+- Model Utility = harmonic mean of the nine numbers {Probability, ROUGE-L recall, truth-ratio score} ×
+  {retain, real authors, world facts}; 0 if any of them is 0;
+- ROUGE-L recall = rouge_score's `RougeScorer(["rougeL"], use_stemmer=True).score(gold, generated).recall`:
+  own implementation (word-level LCS / number of gold tokens) with rouge_score's tokenisation (lower-case,
+  non-alphanumerics → space, Porter stemming of tokens longer than 3 characters). The stemmer is the ORIGINAL
+  Porter (1980) algorithm; rouge_score calls NLTK's PorterStemmer, whose default mode adds a few exceptions
+  (irregular forms such as "dying", 4-letter "-ies" words, some step-2 suffixes), so rare words can stem
+  differently;
+- at most `DS_SIZE = 300` items per split (the first 300, as the legacy code's `ds_size`).
+
+Models plug in through two callables: `logprob_fn(questions, answers) -> (sum_logp [n], n_tokens [n])`
+(answer tokens only) and `generate_fn(questions) -> list[str]` (greedy answers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.stats
+
+DS_SIZE = 300
+FORGET_SPLITS = ("forget01", "forget05", "forget10")
+RETAIN_OF = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+TRAIN_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "retain95", "retain99",
+                "real_authors", "world_facts")
+EVAL_SPLITS = ("forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain_perturbed",
+               "real_authors_perturbed", "world_facts_perturbed")
+TOFU_SPLITS = TRAIN_SPLITS + EVAL_SPLITS
+# the four evaluation sets of one run, and which kind of statistics each one gets
+EVAL_KINDS = {"forget": "forget", "retain": "retain", "real_authors": "options", "world_facts": "options"}
+MU_SPLITS = ("retain", "real_authors", "world_facts")
+MU_METRICS = ("prob", "rougeL_recall", "truth_ratio")
+MU_KEYS = tuple(f"{s}/{m}" for s in MU_SPLITS for m in MU_METRICS)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reader / writer for TOFU-format files in a local directory (never a download)
+# ---------------------------------------------------------------------------------------------------------------
+
+def list_tofu_splits(directory: str) -> list[str]:
+    """Names of the `*.json` / `*.jsonl` files in `directory` (without the extension), sorted."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(os.path.splitext(f)[0] for f in os.listdir(directory)
+                  if f.endswith((".json", ".jsonl")) and not f.startswith("."))
+
+
+def _split_path(directory: str, split: str) -> str:
+    for ext in ("", ".json", ".jsonl"):
+        path = os.path.join(directory, split + ext)
+        if os.path.isfile(path) and (ext or split.endswith((".json", ".jsonl"))):
+            return path
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"TOFU directory {directory!r} does not exist (TOFU data is read from a local "
+                                f"directory, never downloaded; expected files like full.json, "
+                                f"forget10_perturbed.json)")
+    raise FileNotFoundError(f"TOFU split {split!r} not found in {directory!r}: no {split}.json or {split}.jsonl; "
+                            f"available splits: {list_tofu_splits(directory)}")
+
+
+def _read_records(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        rows = json.loads(text)
+    else:  # JSON lines (the HF TOFU files are JSON lines despite the .json name)
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}: line {n} is not valid JSON ({e})") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: expected JSON objects (one per line or a JSON array of objects)")
+    return rows
+
+
+def _required_fields(split: str) -> tuple:
+    base = os.path.splitext(os.path.basename(split))[0]
+    if base.endswith("_perturbed"):
+        if base.startswith(("real_authors", "world_facts")):
+            return ("question", "answer", "perturbed_answer")
+        return ("question", "answer", "paraphrased_answer", "perturbed_answer")
+    return ("question", "answer")
+
+
+def read_tofu(directory: str, split: str) -> list[dict]:
+    """Records (dicts) of a TOFU-format split, e.g. read_tofu(d, "forget10_perturbed").
+
+    Accepts `<split>.json` or `<split>.jsonl`, as JSON lines or a JSON array. Checks the fields the split needs
+    (question, answer; *_perturbed also paraphrased_answer (not for real_authors/world_facts) and a
+    perturbed_answer list) and raises naming the file, item and missing field."""
+    path = _split_path(directory, split)
+    rows = _read_records(path)
+    need = _required_fields(split)
+    for i, r in enumerate(rows):
+        missing = [k for k in need if k not in r]
+        if missing:
+            raise ValueError(f"{path}: item {i} lacks field(s) {missing} (has {sorted(r)}); a {split!r} split "
+                             f"needs {list(need)}")
+        if "perturbed_answer" in need and not (isinstance(r["perturbed_answer"], list) and r["perturbed_answer"]):
+            raise ValueError(f"{path}: item {i} perturbed_answer={r['perturbed_answer']!r} is invalid: expected a "
+                             f"non-empty list of strings")
+    return rows
+
+
+def read_idk(directory: str, name: str = "idontknow.jsonl") -> list[str]:
+    """The "I don't know" answers (TOFU's idontknow.jsonl: one plain string per line)."""
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} not found; files in {directory!r}: "
+                                f"{sorted(os.listdir(directory)) if os.path.isdir(directory) else 'none'}")
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def write_tofu(directory: str, split: str, records: Sequence[dict]) -> str:
+    """Writes records as TOFU-style JSON lines `<directory>/<split>.json` (atomically); returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, split + ".json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_idk(directory: str, lines: Sequence[str], name: str = "idontknow.jsonl") -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_tofu_eval(directory: str, forget_split: str = "forget10", *, ds_size: int | None = DS_SIZE) -> dict:
+    """The four evaluation sets of a run: {"forget": <forget_split>_perturbed, "retain": retain_perturbed,
+    "real_authors": real_authors_perturbed, "world_facts": world_facts_perturbed}, each capped to `ds_size`."""
+    if forget_split.endswith("_perturbed"):
+        forget_split = forget_split[: -len("_perturbed")]
+    names = {"forget": f"{forget_split}_perturbed", "retain": "retain_perturbed",
+             "real_authors": "real_authors_perturbed", "world_facts": "world_facts_perturbed"}
+    return {k: cap_items(read_tofu(directory, v), ds_size) for k, v in names.items()}
+
+
+def cap_items(items: Sequence, ds_size: int | None = DS_SIZE) -> list:
+    """The first `ds_size` items (legacy TOFU/NPO/SimNPO `ds_size = 300`; None = all)."""
+    return list(items) if ds_size is None else list(items)[:ds_size]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-item quantities and split statistics (pure numpy)
+# ---------------------------------------------------------------------------------------------------------------
+
+def avg_logp(sum_logp, n_tokens) -> np.ndarray:
+    """Length-normalised log-prob (1/|a|)·log π(a|q) = log p̄ (= −TOFU's avg loss); any shape."""
+    return np.asarray(sum_logp, np.float64) / np.maximum(np.asarray(n_tokens, np.float64), 1.0)
+
+
+def probability(avg_logp_answer) -> float:
+    """Probability on forget / retain: mean over items of p̄(a|q) = exp(avg log-prob)."""
+    return float(np.mean(np.exp(np.asarray(avg_logp_answer, np.float64))))
+
+
+def option_probability(avg_logp_answer, avg_logp_wrong) -> float:
+    """Probability on real authors / world facts: mean of p̄(a)/(p̄(a) + Σ_j p̄(â_j)); wrong `[n, m]`."""
+    t = np.exp(np.asarray(avg_logp_answer, np.float64))
+    w = np.exp(np.asarray(avg_logp_wrong, np.float64)).sum(-1)
+    return float(np.mean(t / (t + w)))
+
+
+def truth_ratio(avg_logp_paraphrased, avg_logp_perturbed, *, mean: str = "geometric") -> np.ndarray:
+    """Per-item R = mean_j p̄(â_j) / p̄(ã) with the geometric mean (code, default) or the arithmetic mean (paper
+    text). `avg_logp_paraphrased` `[n]`, `avg_logp_perturbed` `[n, m]` (length-normalised log-probs)."""
+    para = np.asarray(avg_logp_paraphrased, np.float64)
+    pert = np.asarray(avg_logp_perturbed, np.float64)
+    if pert.ndim != 2 or pert.shape[0] != para.shape[0]:
+        raise ValueError(f"avg_logp_perturbed has shape {pert.shape}: expected [n, m] with n = {para.shape[0]}")
+    if mean == "geometric":
+        return np.exp(pert.mean(-1) - para)
+    if mean == "arithmetic":
+        return np.exp(pert).mean(-1) / np.exp(para)
+    raise ValueError(f"mean={mean!r} is invalid: expected one of ['geometric', 'arithmetic']")
+
+
+def truth_ratio_score(ratios, side: str) -> float:
+    """The aggregated truth-ratio number: side="forget" → mean min(R, 1/R); side="utility" (retain, real authors,
+    world facts) → mean max(0, 1 − R)."""
+    r = np.asarray(ratios, np.float64)
+    if side == "forget":
+        return float(np.mean(np.minimum(r, 1.0 / r)))
+    if side == "utility":
+        return float(np.mean(np.maximum(0.0, 1.0 - r)))
+    raise ValueError(f"side={side!r} is invalid: expected one of ['forget', 'utility']")
+
+
+def forget_quality(unlearned_truth_ratios, retain_truth_ratios) -> float:
+    """FQ: two-sided two-sample KS-test p-value (scipy default method) between the forget-set truth ratios of the
+    unlearned model and of the retain model. Complete separation of n vs n gives 2/C(2n, n)."""
+    a, b = np.asarray(unlearned_truth_ratios, np.float64), np.asarray(retain_truth_ratios, np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"forget_quality needs two non-empty samples (got sizes {a.size} and {b.size})")
+    return float(scipy.stats.ks_2samp(a, b).pvalue)
+
+
+def model_utility(parts) -> float:
+    """MU: harmonic mean of the nine numbers (a dict with keys MU_KEYS, or a sequence of 9); 0 if any is 0."""
+    if isinstance(parts, dict):
+        missing = [k for k in MU_KEYS if k not in parts]
+        if missing:
+            raise ValueError(f"model_utility: missing {missing}; expected the nine keys {list(MU_KEYS)}")
+        vals = np.array([parts[k] for k in MU_KEYS], np.float64)
+    else:
+        vals = np.asarray(parts, np.float64).ravel()
+        if vals.size != 9:
+            raise ValueError(f"model_utility: got {vals.size} numbers, expected 9 ({list(MU_KEYS)})")
+    if np.any(vals < 0) or not np.all(np.isfinite(vals)):
+        raise ValueError(f"model_utility: the nine numbers must be finite and >= 0, got {vals.tolist()}")
+    if np.any(vals == 0):
+        return 0.0
+    return float(len(vals) / np.sum(1.0 / vals))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ROUGE-L recall (rouge_score-style tokenisation + Porter stemmer + word-level LCS)
+# ---------------------------------------------------------------------------------------------------------------
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_VALID = re.compile(r"^[a-z0-9]+$")
+
+
+def _is_cons(w: str, i: int) -> bool:
+    c = w[i]
+    if c in "aeiou":
+        return False
+    if c == "y":
+        return i == 0 or not _is_cons(w, i - 1)
+    return True
+
+
+def _measure(stem: str) -> int:
+    """m in [C](VC)^m[V]."""
+    forms = "".join("c" if _is_cons(stem, i) else "v" for i in range(len(stem)))
+    return len(re.findall("vc", re.sub(r"(.)\1+", r"\1", forms)))
+
+
+def _has_vowel(stem: str) -> bool:
+    return any(not _is_cons(stem, i) for i in range(len(stem)))
+
+
+def _double_cons(w: str) -> bool:
+    return len(w) >= 2 and w[-1] == w[-2] and _is_cons(w, len(w) - 1)
+
+
+def _cvc(w: str) -> bool:
+    n = len(w)
+    return (n >= 3 and _is_cons(w, n - 3) and not _is_cons(w, n - 2) and _is_cons(w, n - 1)
+            and w[-1] not in "wxy")
+
+
+_STEP2 = (("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"),
+          ("abli", "able"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"), ("ization", "ize"),
+          ("ation", "ate"), ("ator", "ate"), ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"),
+          ("ousness", "ous"), ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"))
+_STEP3 = (("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""),
+          ("ness", ""))
+_STEP4 = ("al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion", "ou", "ism", "ate",
+          "iti", "ous", "ive", "ize")
+
+
+def _replace_longest(w: str, rules, cond) -> str:
+    best = None
+    for suf, rep in rules:
+        if w.endswith(suf) and (best is None or len(suf) > len(best[0])):
+            best = (suf, rep)
+    if best is None:
+        return w
+    stem = w[: -len(best[0])]
+    return stem + best[1] if cond(stem, best[0]) else w
+
+
+def porter_stem(word: str) -> str:
+    """The original Porter (1980) stemmer on a lower-case word (words of ≤ 2 letters are returned unchanged)."""
+    w = word
+    if len(w) <= 2:
+        return w
+    # step 1a
+    if w.endswith("sses"):
+        w = w[:-2]
+    elif w.endswith("ies"):
+        w = w[:-2]
+    elif w.endswith("ss"):
+        pass
+    elif w.endswith("s"):
+        w = w[:-1]
+    # step 1b
+    if w.endswith("eed"):
+        if _measure(w[:-3]) > 0:
+            w = w[:-1]
+    else:
+        for suf in ("ed", "ing"):
+            if w.endswith(suf) and _has_vowel(w[: -len(suf)]):
+                w = w[: -len(suf)]
+                if w.endswith(("at", "bl", "iz")):
+                    w += "e"
+                elif _double_cons(w) and w[-1] not in "lsz":
+                    w = w[:-1]
+                elif _measure(w) == 1 and _cvc(w):
+                    w += "e"
+                break
+    # step 1c
+    if w.endswith("y") and _has_vowel(w[:-1]):
+        w = w[:-1] + "i"
+    # steps 2, 3
+    w = _replace_longest(w, _STEP2, lambda s, _: _measure(s) > 0)
+    w = _replace_longest(w, _STEP3, lambda s, _: _measure(s) > 0)
+    # step 4
+    w = _replace_longest(w, [(s, "") for s in _STEP4],
+                         lambda s, suf: _measure(s) > 1 and (suf != "ion" or s.endswith(("s", "t"))))
+    # step 5a
+    if w.endswith("e"):
+        m = _measure(w[:-1])
+        if m > 1 or (m == 1 and not _cvc(w[:-1])):
+            w = w[:-1]
+    # step 5b
+    if _measure(w) > 1 and _double_cons(w) and w.endswith("l"):
+        w = w[:-1]
+    return w
+
+
+def rouge_tokenize(text: str, use_stemmer: bool = True) -> list[str]:
+    """rouge_score's tokenizer: lower-case, [^a-z0-9]+ → space, split, Porter-stem tokens longer than 3 chars."""
+    tokens = _NON_ALNUM.sub(" ", text.lower()).split()
+    if use_stemmer:
+        tokens = [porter_stem(t) if len(t) > 3 else t for t in tokens]
+    return [t for t in tokens if _VALID.match(t)]
+
+
+def lcs_length(a: Sequence, b: Sequence) -> int:
+    """Length of the longest common subsequence (dynamic programming, O(|a|·|b|))."""
+    if not a or not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l_recall(reference: str, prediction: str, *, use_stemmer: bool = True) -> float:
+    """ROUGE-L recall = LCS(reference, prediction) / len(reference tokens) (0 for an empty reference)."""
+    ref, pred = rouge_tokenize(reference, use_stemmer), rouge_tokenize(prediction, use_stemmer)
+    return lcs_length(ref, pred) / len(ref) if ref else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluating a model given logprob_fn / generate_fn
+# ---------------------------------------------------------------------------------------------------------------
+
+LogprobFn = Callable[[Sequence[str], Sequence[str]], tuple]
+GenerateFn = Callable[[Sequence[str]], Sequence[str]]
+
+
+def split_logps(records: Sequence[dict], logprob_fn: LogprobFn, kind: str) -> dict:
+    """Per-item length-normalised log-probs of a split: "answer" `[n]`, "paraphrased" `[n]` (the paraphrased
+    answer; the answer itself for kind="options"), "perturbed" `[n, m]`."""
+    if kind not in ("forget", "retain", "options"):
+        raise ValueError(f"kind={kind!r} is invalid: expected one of ['forget', 'retain', 'options']")
+    q = [r["question"] for r in records]
+    out = {"answer": avg_logp(*logprob_fn(q, [r["answer"] for r in records]))}
+    if kind == "options":
+        out["paraphrased"] = out["answer"]
+    else:
+        out["paraphrased"] = avg_logp(*logprob_fn(q, [r["paraphrased_answer"] for r in records]))
+    m = {len(r["perturbed_answer"]) for r in records}
+    if len(m) != 1:
+        raise ValueError(f"perturbed_answer lists have different lengths {sorted(m)}: expected one m per split")
+    m = m.pop()
+    flat_q = [x for x in q for _ in range(m)]
+    flat_a = [a for r in records for a in r["perturbed_answer"]]
+    out["perturbed"] = avg_logp(*logprob_fn(flat_q, flat_a)).reshape(len(records), m)
+    return out
+
+
+def split_stats(records: Sequence[dict], logps: dict, generations: Sequence[str] | None, kind: str) -> dict:
+    """Statistics of one split from its per-item log-probs (`split_logps`) and greedy generations (optional):
+    prob, rougeL_recall (None without generations), truth_ratio (the side's score), truth_ratios (per-item R)."""
+    r = truth_ratio(logps["paraphrased"], logps["perturbed"])
+    if kind == "options":
+        prob = option_probability(logps["answer"], logps["perturbed"])
+    else:
+        prob = probability(logps["answer"])
+    rouge = None
+    rouges = None
+    if generations is not None:
+        rouges = [rouge_l_recall(rec["answer"], g) for rec, g in zip(records, generations, strict=True)]
+        rouge = float(np.mean(rouges))
+    return {"prob": prob, "rougeL_recall": rouge, "rougeL_recalls": rouges,
+            "truth_ratio": truth_ratio_score(r, "forget" if kind == "forget" else "utility"),
+            "truth_ratios": r, "n": len(records)}
+
+
+def evaluate_split(records: Sequence[dict], logprob_fn: LogprobFn, generate_fn: GenerateFn | None = None, *,
+                   kind: str, ds_size: int | None = DS_SIZE) -> dict:
+    """`split_stats` of the first `ds_size` records, computing log-probs and (if generate_fn) generations."""
+    records = cap_items(records, ds_size)
+    logps = split_logps(records, logprob_fn, kind)
+    gens = None if generate_fn is None else list(generate_fn([r["question"] for r in records]))
+    out = split_stats(records, logps, gens, kind)
+    out["generations"] = gens
+    return out
+
+
+def summarize(split_results: dict, retain_truth_ratios=None) -> dict:
+    """FQ, MU and its nine parts from {"forget","retain","real_authors","world_facts"} → split_stats dicts.
+
+    Returns {"forget_quality" (None without retain_truth_ratios), "model_utility" (None if a ROUGE is missing),
+    "mu_parts" {MU_KEYS → value}, "forget_truth_ratio", "forget_prob", "forget_rougeL_recall"}."""
+    parts = {f"{s}/{m}": split_results[s][m] for s in MU_SPLITS for m in MU_METRICS}
+    mu = None if any(v is None for v in parts.values()) else model_utility(parts)
+    f = split_results["forget"]
+    fq = None if retain_truth_ratios is None else forget_quality(f["truth_ratios"], retain_truth_ratios)
+    return {"forget_quality": fq, "model_utility": mu, "mu_parts": parts, "forget_truth_ratio": f["truth_ratio"],
+            "forget_prob": f["prob"], "forget_rougeL_recall": f["rougeL_recall"]}
+
+
+def evaluate_tofu_fns(data: dict, logprob_fn: LogprobFn, generate_fn: GenerateFn | None = None, *,
+                      retain_truth_ratios=None, ds_size: int | None = DS_SIZE) -> dict:
+    """Full TOFU evaluation of one model: `data` = {"forget","retain","real_authors","world_facts"} → records
+    (see `load_tofu_eval`). Returns `summarize(...)` plus "splits" (every split's stats)."""
+    missing = [k for k in EVAL_KINDS if k not in data]
+    if missing:
+        raise ValueError(f"data lacks evaluation sets {missing}: expected keys {list(EVAL_KINDS)}")
+    splits = {k: evaluate_split(data[k], logprob_fn, generate_fn, kind=kind, ds_size=ds_size)
+              for k, kind in EVAL_KINDS.items()}
+    return {**summarize(splits, retain_truth_ratios), "splits": splits}

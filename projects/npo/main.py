@@ -1,0 +1,23 @@
+"""Launch npo from a config file.
+
+    python -m projects.npo.main --config=configs/npo/default.py:quick --workdir=runs/npo
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/npo/default.py:quick",
+                                          "Config file (optionally :preset).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/npo", "Output directory; a rerun resumes from it.")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from projects import common
+
+    common.run_main("npo", _CONFIG.value, _WORKDIR.value, module="run")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,299 @@
+"""TOFU protocol (lib/unlearning.py), word tokenizer (lib/text.py) and synthetic TOFU-like generator
+(lib/tofu_synth.py): hand-computed metric values, brute-force references, reader round-trips, real TOFU files."""
+
+import itertools
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import scipy.special
+
+from lib import text, tofu_synth
+from lib import unlearning as U
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tofu_dir():
+    return os.environ.get("REPROJAX_TOFU_DIR") or os.path.join(REPO, "..", "shared", "data", "tofu")
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,floor", [(40, 1.86e-23), (200, 1.94e-119), (300, 1.48e-179)])
+def test_forget_quality_complete_separation_floor(n, floor):
+    """Two separated samples of n give the KS floor 2/C(2n, n) (spec §3.1: 1.94e-119 at n = 200)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, n), rng.uniform(2, 3, n)
+    p = U.forget_quality(a, b)
+    assert p == pytest.approx(floor, rel=1e-2)
+    assert p == pytest.approx(2 / scipy.special.comb(2 * n, n, exact=True), rel=1e-9)
+    assert U.forget_quality(a, a) == 1.0
+    # monotone transforms of the truth ratio do not change FQ (R vs 1/R vs log R)
+    c = rng.uniform(0.2, 2, 50)
+    d = rng.uniform(0.3, 3, 60)
+    assert U.forget_quality(c, d) == pytest.approx(U.forget_quality(1 / c, 1 / d), rel=1e-12)
+    assert U.forget_quality(c, d) == pytest.approx(U.forget_quality(np.log(c), np.log(d)), rel=1e-12)
+
+
+def test_model_utility_harmonic_mean_and_zero():
+    vals = [0.9, 0.5, 0.4, 0.6, 0.45, 0.55, 0.3, 0.98, 0.48]
+    assert U.model_utility(vals) == pytest.approx(9 / sum(1 / v for v in vals), rel=1e-12)
+    assert U.model_utility(dict(zip(U.MU_KEYS, vals, strict=True))) == pytest.approx(9 / sum(1 / v for v in vals))
+    assert U.model_utility(vals[:8] + [0.0]) == 0.0
+    # the SimNPO forget05 "Original" row: RA/WF/Retain (RL, P, TR) → MU 0.62
+    orig = [0.98, 0.99, 0.48, 0.93, 0.44, 0.58, 0.91, 0.43, 0.55]
+    assert U.model_utility(orig) == pytest.approx(0.62, abs=0.01)
+    with pytest.raises(ValueError, match="got 8 numbers, expected 9"):
+        U.model_utility(vals[:8])
+    with pytest.raises(ValueError, match=r"missing \['world_facts/truth_ratio'\]"):
+        U.model_utility({k: 0.5 for k in U.MU_KEYS[:8]})
+
+
+def test_truth_ratio_variants_by_hand():
+    """Geometric (code) vs arithmetic (paper) mean; forget side min(R,1/R), utility side max(0, 1−R);
+    and a transcription of TOFU's code path (exp(mean perturbed avg loss − paraphrased avg loss) = 1/R)."""
+    para = np.log([0.5, 0.1])                      # p̄(ã)
+    pert = np.log([[0.25, 0.04], [0.2, 0.05]])     # p̄(â_j), m = 2
+    geo = U.truth_ratio(para, pert)
+    np.testing.assert_allclose(geo, [math.sqrt(0.25 * 0.04) / 0.5, math.sqrt(0.2 * 0.05) / 0.1])  # [0.2, 1.0]
+    ari = U.truth_ratio(para, pert, mean="arithmetic")
+    np.testing.assert_allclose(ari, [(0.25 + 0.04) / 2 / 0.5, (0.2 + 0.05) / 2 / 0.1])
+    assert U.truth_ratio_score([0.2, 1.0, 4.0], "forget") == pytest.approx((0.2 + 1.0 + 0.25) / 3)
+    assert U.truth_ratio_score([0.2, 1.0, 4.0], "utility") == pytest.approx((0.8 + 0 + 0) / 3)
+    # TOFU aggregate_stat_eval, with avg losses = −avg log-probs
+    avg_para_loss, avg_pert_loss = -para, -pert
+    curr_stat_1 = np.exp(avg_pert_loss.mean(-1) - avg_para_loss)
+    assert U.truth_ratio_score(geo, "forget") == pytest.approx(np.mean(np.minimum(curr_stat_1, 1 / curr_stat_1)))
+    assert U.truth_ratio_score(geo, "utility") == pytest.approx(np.mean(np.maximum(0, 1 - 1 / curr_stat_1)))
+    with pytest.raises(ValueError, match="side='retain' is invalid"):
+        U.truth_ratio_score(geo, "retain")
+    with pytest.raises(ValueError, match="mean='median' is invalid"):
+        U.truth_ratio(para, pert, mean="median")
+
+
+def test_probabilities_by_hand():
+    assert U.probability(np.log([0.5, 0.25])) == pytest.approx(0.375)
+    assert U.avg_logp([-6.0, -2.0], [3, 0]).tolist() == [-2.0, -2.0]
+    got = U.option_probability(np.log([0.6]), np.log([[0.2, 0.1, 0.1]]))
+    assert got == pytest.approx(0.6 / 1.0)
+
+
+def _lcs_brute(a, b):
+    """Longest common subsequence by enumerating the subsequences of the shorter list."""
+    if len(a) > len(b):
+        a, b = b, a
+    for k in range(len(a), 0, -1):
+        for idx in itertools.combinations(range(len(a)), k):
+            sub = [a[i] for i in idx]
+            it = iter(b)
+            if all(x in it for x in sub):
+                return k
+    return 0
+
+
+def test_rouge_l_recall_against_brute_force_lcs():
+    rng = np.random.default_rng(1)
+    words = ["a", "b", "c", "d", "e"]
+    for _ in range(60):
+        x = list(rng.choice(words, rng.integers(0, 8)))
+        y = list(rng.choice(words, rng.integers(0, 8)))
+        assert U.lcs_length(x, y) == _lcs_brute(x, y)
+    assert U.rouge_l_recall("The cat sat on the mat.", "the cat is on a mat") == pytest.approx(4 / 6)
+    assert U.rouge_l_recall("Running dogs!", "a dog runs") == pytest.approx(1 / 2)   # runn-ing → run; dogs → dog
+    assert U.rouge_l_recall("Running dogs!", "run dog") == pytest.approx(1.0)
+    assert U.rouge_l_recall("Running dogs!", "run dog", use_stemmer=False) == 0.0
+    assert U.rouge_l_recall("", "anything") == 0.0
+    # rouge_score tokenisation: lower-case, non-alphanumerics split, stems only tokens longer than 3 chars
+    assert U.rouge_tokenize("Hsiao Yun-Hwa's 2nd BOOKS, e.g.") == ["hsiao", "yun", "hwa", "s", "2nd", "book", "e", "g"]
+
+
+def test_porter_stemmer_on_porters_examples():
+    """The original algorithm's published examples (Porter 1980)."""
+    cases = {"caresses": "caress", "ponies": "poni", "ties": "ti", "cats": "cat", "feed": "feed", "agreed": "agre",
+             "plastered": "plaster", "bled": "bled", "motoring": "motor", "sing": "sing", "conflated": "conflat",
+             "troubled": "troubl", "sized": "size", "hopping": "hop", "tanned": "tan", "falling": "fall",
+             "hissing": "hiss", "fizzed": "fizz", "failing": "fail", "filing": "file", "happy": "happi",
+             "sky": "sky", "relational": "relat", "conditional": "condit", "rational": "ration",
+             "digitizer": "digit", "vietnamization": "vietnam", "predication": "predic", "operator": "oper",
+             "feudalism": "feudal", "decisiveness": "decis", "hopefulness": "hope", "callousness": "callous",
+             "sensibiliti": "sensibl", "triplicate": "triplic", "formative": "form", "electrical": "electr",
+             "goodness": "good", "revival": "reviv", "allowance": "allow", "inference": "infer",
+             "airliner": "airlin", "adjustable": "adjust", "defensible": "defens", "replacement": "replac",
+             "adoption": "adopt", "communism": "commun", "effective": "effect", "bowdlerize": "bowdler",
+             "probate": "probat", "rate": "rate", "cease": "ceas", "controll": "control", "roll": "roll",
+             "generalizations": "gener", "oscillators": "oscil"}
+    assert {w: U.porter_stem(w) for w in cases} == cases
+
+
+# --- reader -------------------------------------------------------------------------------------------------
+
+def test_reader_round_trip_and_errors(tmp_path):
+    recs = [{"question": "Q1?", "answer": "A one.", "paraphrased_answer": "One A.", "perturbed_answer": ["B.", "C."],
+             "paraphrased_question": "Q one?"},
+            {"question": "Q2?", "answer": "A two.", "paraphrased_answer": "Two A.", "perturbed_answer": ["D.", "E."],
+             "paraphrased_question": "Q two?"}]
+    U.write_tofu(str(tmp_path), "forget05_perturbed", recs)
+    assert U.read_tofu(str(tmp_path), "forget05_perturbed") == recs
+    # a JSON array in a .jsonl file reads the same
+    (tmp_path / "full.jsonl").write_text(json.dumps([{"question": "q", "answer": "a"}]))
+    assert U.read_tofu(str(tmp_path), "full") == [{"question": "q", "answer": "a"}]
+    assert U.list_tofu_splits(str(tmp_path)) == ["forget05_perturbed", "full"]
+    with pytest.raises(FileNotFoundError, match=r"'retain90' not found .* available splits: \['forget05_perturbed', "
+                                                r"'full'\]"):
+        U.read_tofu(str(tmp_path), "retain90")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        U.read_tofu(str(tmp_path / "nope"), "full")
+    U.write_tofu(str(tmp_path), "retain_perturbed", [{"question": "q", "answer": "a", "perturbed_answer": ["b"]}])
+    with pytest.raises(ValueError, match=r"item 0 lacks field\(s\) \['paraphrased_answer'\]"):
+        U.read_tofu(str(tmp_path), "retain_perturbed")
+    U.write_idk(str(tmp_path), ["I don't know.", "No idea."])
+    assert U.read_idk(str(tmp_path)) == ["I don't know.", "No idea."]
+
+
+# --- tokenizer ----------------------------------------------------------------------------------------------
+
+def test_word_tokenizer_encode_qa_labels():
+    tok = text.WordTokenizer.build(["Who wrote it?", "Ann Lee wrote \"The Tide\"."])
+    assert tok.vocab[:5] == list(text.SPECIALS)
+    b = text.encode_qa(tok, ["Who wrote it?", "Who?"], ["Ann Lee wrote it.", "Ann."])
+    ids, labels, mask = b["input_ids"], b["labels"], b["attention_mask"]
+    q0 = tok.encode("Who wrote it?")
+    a0 = tok.encode("Ann Lee wrote it.")
+    assert ids[0].tolist() == [text.BOS] + q0 + [text.SEP] + a0 + [text.EOS]
+    assert labels[0].tolist() == [-100] * (len(q0) + 2) + a0 + [text.EOS]
+    assert labels[1].tolist()[-3:] == [-100] * 3 and mask[1].sum() == 1 + 2 + 1 + 2 + 1  # bos who ? sep ann . eos
+    assert tok.decode(ids[0][len(q0) + 2:]) == "ann lee wrote it ."
+    assert tok.encode("zebra") == [text.UNK]
+    p = text.encode_prompts(tok, ["Who?", "Who wrote it?"])
+    assert p["prompt_ids"][0].tolist()[:2] == [text.PAD, text.PAD] and p["prompt_ids"][0, -1] == text.SEP
+    t = text.encode_qa(tok, ["Who?"], ["Ann Lee wrote it."], max_len=6)
+    assert t["truncated"] == 1 and t["labels"][0].tolist() == [-100, -100, -100, -100] + tok.encode("Ann Lee")
+    with pytest.raises(ValueError, match="max_len=3 is invalid"):
+        text.encode_qa(tok, ["Who wrote it?"], ["Ann."], max_len=3)
+    assert text.WordTokenizer.from_json(tok.to_json()).vocab == tok.vocab
+
+
+# --- synthetic generator ------------------------------------------------------------------------------------
+
+def test_generator_determinism_splits_and_format():
+    d = tofu_synth.generate_tofu_like(3, n_authors=100, n_questions=10, n_real_authors=30, n_world_facts=40)
+    assert d == tofu_synth.generate_tofu_like(3, n_authors=100, n_questions=10, n_real_authors=30,
+                                              n_world_facts=40)
+    assert d["full"] != tofu_synth.generate_tofu_like(4, n_authors=100, n_questions=10, n_real_authors=30,
+                                                      n_world_facts=40)["full"]
+    assert len(d["full"]) == 1000 and len(d["forget01"]) == 10 and len(d["forget05"]) == 50
+    assert len(d["forget10_perturbed"]) == 100 and len(d["retain_perturbed"]) == 100
+    for pct, keep in ((1, "retain99"), (5, "retain95"), (10, "retain90")):
+        assert d[keep] + d[f"forget{pct:02d}"] == d["full"]
+    forget_authors = {r["author"] for r in d["forget10_perturbed"]}
+    assert not forget_authors & {r["author"] for r in d["retain_perturbed"]}
+    assert forget_authors == set(range(90, 100))
+    for r in d["forget10_perturbed"] + d["retain_perturbed"]:
+        assert len(r["perturbed_answer"]) == 5 and len(set(r["perturbed_answer"])) == 5
+        assert r["paraphrased_answer"] != r["answer"] and r["paraphrased_answer"] not in r["perturbed_answer"]
+        assert r["question"] != r["paraphrased_question"]
+    for k in ("real_authors_perturbed", "world_facts_perturbed"):
+        assert all(len(r["perturbed_answer"]) == 3 and r["answer"] not in r["perturbed_answer"] for r in d[k])
+    assert all({r["option1"], r["option2"], r["option3"], r["option4"]} >= {r["answer"]} for r in d["real_authors"])
+    assert len(d["idontknow"]) == 100 == len(set(d["idontknow"]))
+    # every fact appears in the pre-training split, the evaluation phrasing included
+    pre = {(r["question"], r["answer"]) for r in d["pretrain"]}
+    assert all((r["question"], r["answer"]) in pre for r in d["real_authors_perturbed"] + d["world_facts_perturbed"])
+
+
+def test_generator_templates_are_author_independent():
+    """Template independence: the template of a paraphrased answer is used in TRAINING answers of other authors of
+    the same question type, so only the slot values tie an answer to its author."""
+    d = tofu_synth.generate_tofu_like(0, n_authors=40, n_questions=20, n_real_authors=10, n_world_facts=10)
+    authors = d["authors"]
+    qtypes = {q[0]: q for q in tofu_synth.QTYPES}
+
+    def template_of(rec, ans):
+        _, _, _, pool = qtypes[rec["qtype"]]
+        a = authors[rec["author"]]
+        hits = [i for i, t in enumerate(pool) if tofu_synth._fill(t, a) == ans]
+        assert len(hits) >= 1
+        return hits[0]
+
+    full = d["forget10_perturbed"] + d["retain_perturbed"]
+    train_templates, by_type = {}, {}
+    for r in full:
+        by_type.setdefault(r["qtype"], set()).add(template_of(r, r["answer"]))
+        train_templates[(r["author"], r["qtype"])] = template_of(r, r["answer"])
+    for r in full:
+        tp = template_of(r, r["paraphrased_answer"])
+        assert tp != train_templates[(r["author"], r["qtype"])]
+        assert tp in by_type[r["qtype"]]  # seen in training with another author
+
+
+def test_synthetic_written_files_read_back_and_score(tmp_path):
+    d = tofu_synth.write_tofu_like(str(tmp_path), seed=1, n_authors=50, n_questions=8, n_real_authors=20,
+                                   n_world_facts=20)
+    assert U.read_tofu(str(tmp_path), "full") == d["full"]
+    ev = U.load_tofu_eval(str(tmp_path), "forget05")
+    assert ev["forget"] == d["forget05_perturbed"] and ev["real_authors"] == d["real_authors_perturbed"]
+    assert U.read_idk(str(tmp_path)) == d["idontknow"]
+    # a scorer that knows the answers: true answers get higher per-token log-prob than everything else
+    truth = {(r["question"], r["answer"]) for k in ("full", "real_authors_perturbed", "world_facts_perturbed")
+             for r in d[k]} | {(r["question"], r["paraphrased_answer"]) for r in d["forget05_perturbed"]
+                                + d["retain_perturbed"]}
+
+    def logprob_fn(qs, ans):
+        n = np.array([len(text.words(a)) + 1 for a in ans], float)
+        return np.where([(q, a) in truth for q, a in zip(qs, ans, strict=True)], -0.1, -1.0) * n, n
+
+    def generate_fn(qs):
+        return [r["answer"] for r in ev["forget"]][: len(qs)] if qs[0] == ev["forget"][0]["question"] else \
+            ["nothing"] * len(qs)
+
+    out = U.evaluate_tofu_fns(ev, logprob_fn, generate_fn, retain_truth_ratios=np.full(50, 0.5))
+    r_true = math.exp(-1.0 + 0.1)  # geometric mean of perturbed / paraphrased
+    assert out["forget_truth_ratio"] == pytest.approx(r_true)
+    assert out["mu_parts"]["retain/truth_ratio"] == pytest.approx(1 - r_true)
+    assert out["mu_parts"]["retain/prob"] == pytest.approx(math.exp(-0.1))
+    assert out["mu_parts"]["real_authors/prob"] == pytest.approx(math.exp(-0.1) / (math.exp(-0.1) +
+                                                                                   3 * math.exp(-1.0)))
+    assert out["forget_rougeL_recall"] == pytest.approx(1.0) and out["mu_parts"]["retain/rougeL_recall"] == 0.0
+    assert out["model_utility"] == 0.0  # a zero part → MU = 0
+    assert out["forget_quality"] == pytest.approx(2 / scipy.special.comb(100, 50, exact=True), rel=1e-6)
+
+
+# --- the real TOFU files ------------------------------------------------------------------------------------
+
+def test_real_tofu_reader_and_metrics():
+    d = _tofu_dir()
+    if not os.path.isfile(os.path.join(d, "full.json")):
+        pytest.skip(f"real TOFU data not found at {d} (set REPROJAX_TOFU_DIR to a directory with full.json)")
+    full = U.read_tofu(d, "full")
+    assert len(full) == 4000
+    assert U.read_tofu(d, "forget10") == full[-400:] and U.read_tofu(d, "retain90") == full[:3600]
+    ev = U.load_tofu_eval(d, "forget10")
+    assert {k: len(v) for k, v in ev.items()} == {"forget": 300, "retain": 300, "real_authors": 100,
+                                                   "world_facts": 117}
+    assert len(U.load_tofu_eval(d, "forget10", ds_size=None)["forget"]) == 400
+    assert all(len(r["perturbed_answer"]) == 5 for r in ev["forget"] + ev["retain"])
+    assert all(len(r["perturbed_answer"]) == 3 for r in ev["real_authors"] + ev["world_facts"])
+    assert len(U.read_idk(d)) == 100
+    # a unigram "model" from full.json scores every split; FQ of a model against itself is 1
+    tok = text.WordTokenizer.from_records(full)
+    counts = np.bincount([i for r in full for i in tok.encode(r["answer"])], minlength=len(tok)) + 1.0
+    logp = np.log(counts / counts.sum())
+
+    def logprob_fn(qs, ans):
+        ids = [tok.encode(a) + [text.EOS] for a in ans]
+        return np.array([logp[i].sum() for i in ids]), np.array([len(i) for i in ids], float)
+
+    # "generations": the paraphrased answer (authors) or the first wrong option (real authors, world facts)
+    gen = {r["question"]: r.get("paraphrased_answer", r["perturbed_answer"][0] + " " + r["answer"])
+           for k in ev for r in ev[k]}
+    out = U.evaluate_tofu_fns(ev, logprob_fn, lambda qs: [gen[q] for q in qs])
+    fr = out["splits"]["forget"]["truth_ratios"]
+    assert U.forget_quality(fr, fr) == 1.0
+    assert 0 < out["model_utility"] < 1 and all(0 <= v <= 1 for v in out["mu_parts"].values())
+    assert 0 < out["forget_truth_ratio"] <= 1
+    # ROUGE-L recall of the paraphrased answers against the gold answers: partial overlap, strictly between 0 and 1
+    rl = np.mean([U.rouge_l_recall(r["answer"], r["paraphrased_answer"]) for r in ev["forget"]])
+    assert 0.2 < rl < 0.7

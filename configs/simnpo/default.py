@@ -7,15 +7,16 @@ Launch (from the repository root):
 Override any field, e.g. `--config.markov.cases=memorisation --config.markov.seeds=42,43`.
 
 Presets (2 shared CPU cores, XLA single-threaded):
-  smoke  ~15 s   1/20 of the data, d = 16, 1 layer, 1 epoch, 6 unlearning iterations: the code path only.
-  quick  ~80 s   both cases, all of the data, 10 iterations-evaluations; the model scaled down to d = 64 and
+  smoke  ~35 s   1/10 of the data, d = 32, 1 layer, 2 epochs, 6 unlearning iterations: the code path only
+                 (mostly compilation).
+  quick  85-105 s both cases, all of the data; the model scaled down to d = 64 and
                  2 layers (the spec's is d = 128, 4 layers: 8× the FLOPs), 3 pretraining epochs (spec 5),
                  evaluation on the first 500 sequences of each test split at 11 of the 51 iterations, 2 model
                  seeds, β sweep NPO {0.2, 1}, SimNPO {4}.
   paper  the spec's full settings: d = 128, 4 layers, 5 epochs, every iteration evaluated on the full test
          splits, 3 model seeds (42, 43, 44), NPO β ∈ {0.05, 0.1, 0.2, 0.5, 1}, SimNPO β ∈ {2, 4, 8}, GA.
-         ≈ 5 min pretraining per seed on this CPU plus ≈ 25 min of evaluation per case (meant for a GPU;
-         one H100 run is recorded in projects/simnpo/README.md).
+         75 s on one H100 (recorded in projects/simnpo/README.md); on 2 CPU cores ≈ 5 min pretraining per
+         seed plus the per-iteration evaluations (tens of minutes).
 """
 
 import ml_collections

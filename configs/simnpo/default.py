@@ -11,7 +11,7 @@ Presets (2 shared CPU cores, XLA single-threaded):
                  (mostly compilation).
   quick  85-105 s both cases, all of the data; the model scaled down to d = 64 and
                  2 layers (the spec's is d = 128, 4 layers: 8× the FLOPs), 3 pretraining epochs (spec 5),
-                 evaluation on the first 500 sequences of each test split at 11 of the 51 iterations, 2 model
+                 evaluation on the first 500 sequences of each test split at 12 of the 51 iterations, 2 model
                  seeds, β sweep NPO {0.2, 1}, SimNPO {4}.
   paper  the spec's full settings: d = 128, 4 layers, 5 epochs, every iteration evaluated on the full test
          splits, 3 model seeds (42, 43, 44), NPO β ∈ {0.05, 0.1, 0.2, 0.5, 1}, SimNPO β ∈ {2, 4, 8}, GA.

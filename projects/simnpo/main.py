@@ -1,0 +1,23 @@
+"""Launch simnpo from a config file.
+
+    python -m projects.simnpo.main --config=configs/simnpo/default.py:quick --workdir=runs/simnpo
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/simnpo/default.py:quick",
+                                          "Config file (optionally :preset).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/simnpo", "Output directory; a rerun resumes from it.")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    from projects import common
+
+    common.run_main("simnpo", _CONFIG.value, _WORKDIR.value, module="run")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -644,7 +644,7 @@ def _bucket(n: int, step: int = 16) -> int:
     return -(-n // step) * step
 
 
-def make_logprob_fn(params, config: TransformerConfig, tokenizer: _text.WordTokenizer, *, batch_size: int = 64,
+def make_logprob_fn(params, config: TransformerConfig, tokenizer, *, batch_size: int = 64,
                     max_len: int | None = None) -> LogprobFn:
     """logprob_fn(questions, answers) → (Σ answer-token log-probs [n], number of answer tokens incl. EOS [n]) for
     a lib/transformer model with a `lib.text.WordTokenizer`. Every batch is padded to `batch_size` rows and
@@ -659,7 +659,7 @@ def make_logprob_fn(params, config: TransformerConfig, tokenizer: _text.WordToke
             rows = {k: enc[k][s:s + batch_size] for k in BATCH_KEYS}
             r = rows["input_ids"].shape[0]
             pad = ((0, batch_size - r), (0, 0))
-            ids = np.pad(rows["input_ids"], pad)
+            ids = np.pad(rows["input_ids"], pad, constant_values=tokenizer.pad_id)
             lab = np.pad(rows["labels"], pad, constant_values=_text.IGNORE_INDEX)
             msk = np.pad(rows["attention_mask"], pad)
             msk[r:, 0] = 1  # padding rows: one real token so attention has a key
@@ -671,7 +671,7 @@ def make_logprob_fn(params, config: TransformerConfig, tokenizer: _text.WordToke
     return logprob_fn
 
 
-def make_generate_fn(params, config: TransformerConfig, tokenizer: _text.WordTokenizer, *, max_new_tokens: int,
+def make_generate_fn(params, config: TransformerConfig, tokenizer, *, max_new_tokens: int,
                      batch_size: int = 64, prompt_len: int | None = None) -> GenerateFn:
     """generate_fn(questions) → greedy answers (text, up to EOS) with lib.decoding.generate (KV cache). Prompts are
     left-padded to `prompt_len` tokens (default: the batch's longest, rounded up to a multiple of 8) and batches
@@ -692,12 +692,12 @@ def make_generate_fn(params, config: TransformerConfig, tokenizer: _text.WordTok
             msk = enc["prompt_mask"][s:s + batch_size]
             r = ids.shape[0]
             pad_rows, pad_cols = batch_size - r, P - ids.shape[1]
-            ids = np.pad(ids, ((0, pad_rows), (pad_cols, 0)))
+            ids = np.pad(ids, ((0, pad_rows), (pad_cols, 0)), constant_values=tokenizer.pad_id)
             msk = np.pad(msk, ((0, pad_rows), (pad_cols, 0)))
             msk[r:, -1] = 1
             g = decoding.generate(params, jnp.asarray(ids), jnp.asarray(msk), jax.random.key(0), config=config,
-                                  max_new_tokens=max_new_tokens, temperature=0.0, eos_id=_text.EOS,
-                                  pad_id=_text.PAD)
+                                  max_new_tokens=max_new_tokens, temperature=0.0, eos_id=tokenizer.eos_id,
+                                  pad_id=tokenizer.pad_id)
             toks = np.asarray(g["tokens"])[:r]
             out += [tokenizer.decode(t) for t in toks]
         return out
@@ -706,7 +706,7 @@ def make_generate_fn(params, config: TransformerConfig, tokenizer: _text.WordTok
 
 
 def evaluate_tofu(params, config: TransformerConfig, data: dict, retain_truth_ratios=None, *,
-                  tokenizer: _text.WordTokenizer, batch_size: int = 64, max_new_tokens: int | None = None,
+                  tokenizer, batch_size: int = 64, max_new_tokens: int | None = None,
                   generate: bool = True, ds_size: int | None = DS_SIZE, max_len: int | None = None) -> dict:
     """TOFU evaluation of a lib/transformer model: `data` = {"forget","retain","real_authors","world_facts"} →
     records (`load_tofu_eval`, or the synthetic generator's *_perturbed splits). Returns {"forget_quality" (None
@@ -720,8 +720,8 @@ def evaluate_tofu(params, config: TransformerConfig, data: dict, retain_truth_ra
     if generate:
         recs = [r for k in EVAL_KINDS if k in data for r in cap_items(data[k], ds_size)]
         if max_new_tokens is None:
-            max_new_tokens = max(len(tokenizer.encode(r["answer"])) for r in recs) + 4
-        prompt_len = _bucket(max(len(tokenizer.encode(r["question"])) + 2 for r in recs), 8)
+            max_new_tokens = max(len(tokenizer.answer_ids(r["answer"])) for r in recs) + 4
+        prompt_len = _bucket(max(len(tokenizer.prompt_ids(r["question"])) for r in recs), 8)
         gen_fn = make_generate_fn(params, config, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                   prompt_len=prompt_len)
     return evaluate_tofu_fns(data, logprob_fn, gen_fn, retain_truth_ratios=retain_truth_ratios, ds_size=ds_size)

@@ -24,7 +24,15 @@ which produced every reported number:
 - at most `DS_SIZE = 300` items per split (the first 300, as the legacy code's `ds_size`).
 
 Models plug in through two callables: `logprob_fn(questions, answers) -> (sum_logp [n], n_tokens [n])`
-(answer tokens only) and `generate_fn(questions) -> list[str]` (greedy answers).
+(answer tokens only) and `generate_fn(questions) -> list[str]` (greedy answers); `evaluate_tofu_fns` scores any
+model that way. For lib/transformer models the last section has the shared training pipeline: `make_optimizer`
+(AdamW, TOFU warm-up/decay), jitted `finetune_step` (answer-token NLL) and `unlearn_step(params, ref_params,
+opt_state, forget_batch, retain_batch, method, hparams, config=, optimizer=)` over lib.losses.METHODS,
+`retain_pairing`, `batch_indices`, and `make_logprob_fn` / `make_generate_fn` / `evaluate_tofu` (FQ, MU, its nine
+parts) for a `lib.text.WordTokenizer` or `lib.text.HFQAFormat`.
+
+The synthetic TOFU-like generator lives in lib/tofu_synth.py (same record format; `write_tofu_like` writes files
+that `read_tofu` reads back).
 """
 
 from __future__ import annotations

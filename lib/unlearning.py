@@ -655,13 +655,16 @@ def _bucket(n: int, step: int = 16) -> int:
 def make_logprob_fn(params, config: TransformerConfig, tokenizer, *, batch_size: int = 64,
                     max_len: int | None = None) -> LogprobFn:
     """logprob_fn(questions, answers) → (Σ answer-token log-probs [n], number of answer tokens incl. EOS [n]) for
-    a lib/transformer model with a `lib.text.WordTokenizer`. Every batch is padded to `batch_size` rows and
-    `max_len` tokens (default config.max_len), so one shape compiles; longer rows lose their answer tail."""
+    a lib/transformer model with a `lib.text.WordTokenizer` or `lib.text.HFQAFormat`. Every batch is padded to
+    `batch_size` rows and the call's longest row rounded up to a multiple of 32 tokens, at most `max_len`
+    (default config.max_len; longer rows lose their answer tail), so only a few shapes compile."""
     f = _seq_logp_fn(config)
-    L = min(config.max_len, max_len or config.max_len)
+    limit = min(config.max_len, max_len or config.max_len)
 
     def logprob_fn(questions, answers):
-        enc = _text.encode_qa(tokenizer, questions, answers, max_len=L)
+        longest = max(len(tokenizer.prompt_ids(q)) + len(tokenizer.answer_ids(a)) + 1
+                      for q, a in zip(questions, answers, strict=True))
+        enc = _text.encode_qa(tokenizer, questions, answers, max_len=min(limit, _bucket(longest, 32)))
         sums, counts = [], []
         for s in range(0, len(questions), batch_size):
             rows = {k: enc[k][s:s + batch_size] for k in BATCH_KEYS}

@@ -5,6 +5,9 @@ punctuation marks. Special tokens: PAD=0, BOS=1, EOS=2, UNK=3, SEP=4. A QA pair 
 `<bos> question <sep> answer <eos>` with labels −100 on `<bos> question <sep>` and on padding, the answer tokens
 and the EOS labelled (TOFU masks the question and keeps one EOS in the labels, spec §2.1 / §5b.2).
 Sequences are right-padded; `encode_prompts` left-pads questions for `lib.decoding.generate`.
+`HFQAFormat` gives a Hugging Face `tokenizers.Tokenizer` the same interface (prompt_ids, answer_ids, eos_id,
+pad_id, decode) with TOFU's chat prompt template, so the same encoders and lib.unlearning helpers serve real
+checkpoints.
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ class WordTokenizer:
                 out.append(self.vocab[i])
         return " ".join(out)
 
+    # the QA-format interface used by encode_qa / encode_prompts / lib.unlearning (HFQAFormat has the same)
+    eos_id = EOS
+    pad_id = PAD
+
+    def prompt_ids(self, question: str) -> list[int]:
+        """`<bos> question <sep>`."""
+        return [BOS] + self.encode(question) + [SEP]
+
+    def answer_ids(self, answer: str) -> list[int]:
+        return self.encode(answer)
+
     def unk_rate(self, texts: Iterable[str]) -> float:
         ids = [i for t in texts for i in self.encode(t)]
         return float(np.mean([i == UNK for i in ids])) if ids else 0.0
@@ -88,6 +102,48 @@ class WordTokenizer:
         return cls(json.loads(text)["vocab"])
 
 
+class HFQAFormat:
+    """The QA-format interface for a Hugging Face `tokenizers.Tokenizer` (e.g. `lib.hf_import.load_tokenizer`):
+    prompt = [BOS] + tokens of prompt_template.format(question=q), answer = tokens of answer_prefix + a, then EOS;
+    padding with `pad_token` (default the EOS token, as TOFU's collator pads with EOS).
+
+    Default template = TOFU's Llama-2-chat one: "[INST] {question} [/INST]" with the answer appended directly
+    (phi-style: prompt_template="Question: {question}\nAnswer:", answer_prefix=" "). Question and answer are
+    tokenised separately (TOFU tokenises the concatenation and masks the question's token count; the two can differ
+    by a merge at the boundary)."""
+
+    def __init__(self, tokenizer, *, prompt_template: str = "[INST] {question} [/INST]", answer_prefix: str = " ",
+                 bos_token: str | None = "<s>", eos_token: str = "</s>", pad_token: str | None = None):
+        self.tokenizer = tokenizer
+        self.prompt_template, self.answer_prefix = prompt_template, answer_prefix
+
+        def tid(t):
+            i = tokenizer.token_to_id(t)
+            if i is None:
+                raise ValueError(f"token {t!r} is not in the tokenizer's vocabulary")
+            return i
+
+        self.bos_id = None if bos_token is None else tid(bos_token)
+        self.eos_id = tid(eos_token)
+        self.pad_id = self.eos_id if pad_token is None else tid(pad_token)
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    def prompt_ids(self, question: str) -> list[int]:
+        ids = self.tokenizer.encode(self.prompt_template.format(question=question), add_special_tokens=False).ids
+        return ([self.bos_id] if self.bos_id is not None else []) + list(ids)
+
+    def answer_ids(self, answer: str) -> list[int]:
+        return list(self.tokenizer.encode(self.answer_prefix + answer, add_special_tokens=False).ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        out = []
+        for i in ids:
+            if int(i) == self.eos_id:
+                break
+            out.append(int(i))
+        return self.tokenizer.decode(out, skip_special_tokens=True).strip()
+
+
 def record_texts(r: dict) -> list[str]:
     texts = [r.get("question", ""), r.get("answer", ""), r.get("paraphrased_answer", ""),
              r.get("paraphrased_question", "")]
@@ -96,10 +152,11 @@ def record_texts(r: dict) -> list[str]:
     return [t for t in texts if t]
 
 
-def encode_qa(tok: WordTokenizer, questions: Sequence[str], answers: Sequence[str], *,
-              max_len: int | None = None) -> dict:
-    """Right-padded `<bos> q <sep> a <eos>` batches as numpy int32: input_ids, labels (−100 on prompt and padding),
-    attention_mask `[n, L]`, plus "truncated" (how many rows lost answer tokens to `max_len`).
+def encode_qa(tok, questions: Sequence[str], answers: Sequence[str], *, max_len: int | None = None) -> dict:
+    """Right-padded `<bos> q <sep> a <eos>` batches (for a WordTokenizer; `tok.prompt_ids(q) + tok.answer_ids(a) +
+    [tok.eos_id]` for any tokenizer with that interface, e.g. HFQAFormat) as numpy int32: input_ids, labels (−100
+    on prompt and padding), attention_mask `[n, L]`, plus "truncated" (how many rows lost answer tokens to
+    `max_len`).
 
     L = max_len, or the longest row when None. A row longer than max_len keeps its prompt and cuts the answer
     (the EOS is then cut too); a prompt alone longer than max_len raises."""
@@ -107,11 +164,11 @@ def encode_qa(tok: WordTokenizer, questions: Sequence[str], answers: Sequence[st
         raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
     rows, n_prompt = [], []
     for q, a in zip(questions, answers, strict=True):
-        p = [BOS] + tok.encode(q) + [SEP]
-        rows.append(p + tok.encode(a) + [EOS])
+        p = tok.prompt_ids(q)
+        rows.append(p + tok.answer_ids(a) + [tok.eos_id])
         n_prompt.append(len(p))
     L = max(len(r) for r in rows) if max_len is None else int(max_len)
-    ids = np.full((len(rows), L), PAD, np.int32)
+    ids = np.full((len(rows), L), tok.pad_id, np.int32)
     labels = np.full((len(rows), L), IGNORE_INDEX, np.int32)
     mask = np.zeros((len(rows), L), np.int32)
     truncated = 0
@@ -127,13 +184,14 @@ def encode_qa(tok: WordTokenizer, questions: Sequence[str], answers: Sequence[st
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "truncated": truncated}
 
 
-def encode_prompts(tok: WordTokenizer, questions: Sequence[str], *, max_len: int | None = None) -> dict:
-    """Left-padded `<bos> q <sep>` prompts: prompt_ids, prompt_mask `[n, P]` for `lib.decoding.generate`."""
-    rows = [[BOS] + tok.encode(q) + [SEP] for q in questions]
+def encode_prompts(tok, questions: Sequence[str], *, max_len: int | None = None) -> dict:
+    """Left-padded prompts (`tok.prompt_ids(q)`, e.g. `<bos> q <sep>`): prompt_ids, prompt_mask `[n, P]` for
+    `lib.decoding.generate`."""
+    rows = [tok.prompt_ids(q) for q in questions]
     P = max(len(r) for r in rows) if max_len is None else int(max_len)
     if any(len(r) > P for r in rows):
         raise ValueError(f"max_len={max_len} is invalid: the longest prompt has {max(len(r) for r in rows)} tokens")
-    ids = np.full((len(rows), P), PAD, np.int32)
+    ids = np.full((len(rows), P), tok.pad_id, np.int32)
     mask = np.zeros((len(rows), P), np.int32)
     for i, r in enumerate(rows):
         ids[i, P - len(r):] = r

@@ -24,18 +24,34 @@ which produced every reported number:
 - at most `DS_SIZE = 300` items per split (the first 300, as the legacy code's `ds_size`).
 
 Models plug in through two callables: `logprob_fn(questions, answers) -> (sum_logp [n], n_tokens [n])`
-(answer tokens only) and `generate_fn(questions) -> list[str]` (greedy answers).
+(answer tokens only) and `generate_fn(questions) -> list[str]` (greedy answers); `evaluate_tofu_fns` scores any
+model that way. For lib/transformer models the last section has the shared training pipeline: `make_optimizer`
+(AdamW, TOFU warm-up/decay), jitted `finetune_step` (answer-token NLL) and `unlearn_step(params, ref_params,
+opt_state, forget_batch, retain_batch, method, hparams, config=, optimizer=)` over lib.losses.METHODS,
+`retain_pairing`, `batch_indices`, and `make_logprob_fn` / `make_generate_fn` / `evaluate_tofu` (FQ, MU, its nine
+parts) for a `lib.text.WordTokenizer` or `lib.text.HFQAFormat`.
+
+The synthetic TOFU-like generator lives in lib/tofu_synth.py (same record format; `write_tofu_like` writes files
+that `read_tofu` reads back).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from collections.abc import Callable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import scipy.stats
+
+from lib import losses as _losses
+from lib import text as _text
+from lib.transformer import TransformerConfig, forward
 
 DS_SIZE = 300
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
@@ -459,3 +475,264 @@ def evaluate_tofu_fns(data: dict, logprob_fn: LogprobFn, generate_fn: GenerateFn
     splits = {k: evaluate_split(data[k], logprob_fn, generate_fn, kind=kind, ds_size=ds_size)
               for k, kind in EVAL_KINDS.items()}
     return {**summarize(splits, retain_truth_ratios), "splits": splits}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training and evaluating a lib/transformer model on TOFU-format QA (shared by the npo and simnpo projects)
+#
+# Batches are dicts of `[b, L]` int arrays from `lib.text.encode_qa`: input_ids, labels (−100 off the answer),
+# attention_mask. IDK / IdkDPO methods take the "I don't know" version of the forget batch inside the forget batch
+# under the keys idk_input_ids, idk_labels, idk_attention_mask (`with_idk`).
+# ---------------------------------------------------------------------------------------------------------------
+
+BATCH_KEYS = ("input_ids", "labels", "attention_mask")
+
+
+def tofu_schedule(lr: float, *, total_steps: int, warmup_steps: int) -> optax.Schedule:
+    """TOFU/NPO learning-rate schedule: linear warm-up from 0 over `warmup_steps` (one epoch), then linear decay
+    to 0 at `total_steps`."""
+    warmup_steps = max(int(warmup_steps), 0)
+    decay = max(int(total_steps) - warmup_steps, 1)
+    if warmup_steps == 0:
+        return optax.linear_schedule(lr, 0.0, decay)
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup_steps), optax.linear_schedule(lr, 0.0, decay)],
+                                [warmup_steps])
+
+
+def make_optimizer(lr: float, *, total_steps: int, warmup_steps: int = 0, weight_decay: float = 0.01,
+                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, clip_norm: float | None = None,
+                   schedule: str = "tofu") -> optax.GradientTransformation:
+    """AdamW (TOFU: weight decay 0.01) with the TOFU warm-up/decay schedule ("tofu") or a constant lr
+    ("constant"); optional global-norm clipping."""
+    if schedule == "tofu":
+        sched = tofu_schedule(lr, total_steps=total_steps, warmup_steps=warmup_steps)
+    elif schedule == "constant":
+        sched = lr
+    else:
+        raise ValueError(f"schedule={schedule!r} is invalid: expected one of ['tofu', 'constant']")
+    tx = optax.adamw(sched, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+    return optax.chain(optax.clip_by_global_norm(clip_norm), tx) if clip_norm else tx
+
+
+def _logits(params, config, batch, prefix=""):
+    return forward(params, batch[prefix + "input_ids"], config=config,
+                   attention_mask=batch[prefix + "attention_mask"])["logits"]
+
+
+def answer_nll(params, batch: dict, *, config: TransformerConfig) -> jnp.ndarray:
+    """Fine-tuning loss: token-mean NLL over the answer tokens of the batch (HF `outputs.loss`)."""
+    return _losses.nll_loss(_logits(params, config, batch), batch["labels"])
+
+
+@functools.cache
+def _finetune_step_fn(config, optimizer):
+    def step(params, opt_state, batch):
+        loss, grads = jax.value_and_grad(answer_nll)(params, batch, config=config)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return jax.jit(step)
+
+
+def finetune_step(params, opt_state, batch: dict, *, config: TransformerConfig,
+                  optimizer: optax.GradientTransformation):
+    """One jitted fine-tuning step on answer tokens → (params, opt_state, {"loss", "grad_norm"}).
+    (`config` and `optimizer` are static: one compilation per pair.)"""
+    return _finetune_step_fn(config, optimizer)(params, opt_state, {k: batch[k] for k in BATCH_KEYS})
+
+
+def _split_batches(batch: dict) -> dict:
+    out = {"forget": {k: batch[k] for k in BATCH_KEYS}}
+    if all(f"idk_{k}" in batch for k in BATCH_KEYS):
+        out["idk"] = {k: batch[f"idk_{k}"] for k in BATCH_KEYS}
+    return out
+
+
+def unlearning_inputs(params, ref_params, forget_batch: dict, retain_batch: dict | None, method: str, hparams: dict,
+                      *, config: TransformerConfig) -> dict:
+    """The `inputs` dict of `lib.losses.forget_loss` for `method`: the model's logits on the batches the method
+    needs and the frozen reference's quantities (stop-gradient), computed with the method's reduction."""
+    needs = _losses.method_needs(method)
+    hp = _losses.method_hparams(method, hparams)
+    b = _split_batches(forget_batch)
+    if "retain" in needs or "ref_retain_logits" in needs:
+        if retain_batch is None:
+            raise ValueError(f"unlearning method {method!r} needs a retain batch")
+        b["retain"] = {k: retain_batch[k] for k in BATCH_KEYS}
+    if ("idk" in needs or "ref_idk_logp" in needs) and "idk" not in b:
+        raise ValueError(f"unlearning method {method!r} needs the IDK answers in the forget batch "
+                         f"(keys idk_input_ids, idk_labels, idk_attention_mask; see with_idk)")
+    inputs = {}
+    for part in ("forget", "retain", "idk"):
+        if part in needs:
+            inputs[f"{part}_logits"] = _logits(params, config, b[part])
+            inputs[f"{part}_labels"] = b[part]["labels"]
+    red = hp.get("reduction", "seq_sum")
+    for part in ("forget", "idk"):
+        if f"ref_{part}_logp" in needs:
+            ref_logits = jax.lax.stop_gradient(_logits(ref_params, config, b[part]))
+            inputs[f"ref_{part}_logp"] = _losses.sequence_logps(ref_logits, b[part]["labels"], reduction=red)
+    if "ref_retain_logits" in needs:
+        inputs["ref_retain_logits"] = jax.lax.stop_gradient(_logits(ref_params, config, b["retain"]))
+    return inputs
+
+
+@functools.cache
+def _unlearn_step_fn(method, hp_items, config, optimizer):
+    hp = dict(hp_items)
+
+    def loss_fn(params, ref_params, forget_batch, retain_batch):
+        inputs = unlearning_inputs(params, ref_params, forget_batch, retain_batch, method, hp, config=config)
+        logits = inputs.get("forget_logits")
+        if logits is None:  # the idk method never looks at the true forget answers; measure them anyway
+            logits = _logits(params, config, forget_batch)
+        flp = _losses.sequence_logps(jax.lax.stop_gradient(logits), forget_batch["labels"]).mean()
+        return _losses.forget_loss(method, inputs, **hp), flp
+
+    def step(params, ref_params, opt_state, forget_batch, retain_batch):
+        (loss, flp), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, ref_params, forget_batch,
+                                                                       retain_batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        new = optax.apply_updates(params, updates)
+        return new, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "forget_logp": flp}
+    return jax.jit(step)
+
+
+def unlearn_step(params, ref_params, opt_state, forget_batch: dict, retain_batch: dict | None, method: str,
+                 hparams: dict | None = None, *, config: TransformerConfig, optimizer: optax.GradientTransformation):
+    """One jitted unlearning step of `method` (a key of lib.losses.METHODS) with `hparams` overriding its defaults
+    → (params, opt_state, {"loss", "grad_norm", "forget_logp"}) where forget_logp is the mean per-sequence answer
+    log-prob of the forget batch BEFORE the step. The reference model `ref_params` is frozen (its log-probs are
+    recomputed per batch under stop_gradient). One compilation per (method, hparams, config, optimizer)."""
+    hp = _losses.method_hparams(method, hparams)
+    retain = None if retain_batch is None else {k: retain_batch[k] for k in BATCH_KEYS}
+    fb = {k: v for k, v in forget_batch.items() if k in BATCH_KEYS or k.startswith("idk_")}
+    fn = _unlearn_step_fn(method, tuple(sorted(hp.items())), config, optimizer)
+    return fn(params, ref_params, opt_state, fb, retain)
+
+
+def with_idk(forget_batch: dict, idk_batch: dict) -> dict:
+    """The forget batch plus its IDK-answer version (keys prefixed "idk_"), for the idk / dpo methods."""
+    return {**forget_batch, **{f"idk_{k}": idk_batch[k] for k in BATCH_KEYS}}
+
+
+def retain_pairing(n_forget: int, n_retain: int, *, seed: int = 0) -> np.ndarray:
+    """TOFU pairs forget item i with ONE fixed retain item (torch.manual_seed(i); randint), so each run only uses
+    n_forget retain examples. Same structure here with numpy: index i → default_rng([seed, i]).integers(n_retain)."""
+    return np.array([np.random.default_rng([seed, i]).integers(n_retain) for i in range(n_forget)], np.int64)
+
+
+def batch_indices(n: int, batch_size: int, *, seed: int, shuffle: bool = True) -> list[np.ndarray]:
+    """One epoch of fixed-size index batches: a permutation (seeded) cut into ceil(n / batch_size) batches, the
+    last one completed by wrapping around to the start (fixed shapes for jit)."""
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    k = -(-n // batch_size)
+    padded = np.concatenate([order, order[: k * batch_size - n]]) if k * batch_size > n else order
+    if padded.size < k * batch_size:  # batch_size > 2n
+        padded = np.resize(order, k * batch_size)
+    return [padded[i * batch_size:(i + 1) * batch_size] for i in range(k)]
+
+
+def take(batch: dict, idx) -> dict:
+    """Rows `idx` of every array in an encoded batch."""
+    return {k: np.asarray(v)[idx] for k, v in batch.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+
+
+# --- evaluation glue ---------------------------------------------------------------------------------------------
+
+@functools.cache
+def _seq_logp_fn(config):
+    def f(params, ids, labels, mask):
+        logits = forward(params, ids, config=config, attention_mask=mask)["logits"]
+        lp, m = _losses.shifted_answer_logprobs(logits, labels)
+        return lp.sum(-1), m.sum(-1)
+    return jax.jit(f)
+
+
+def _bucket(n: int, step: int = 16) -> int:
+    return -(-n // step) * step
+
+
+def make_logprob_fn(params, config: TransformerConfig, tokenizer, *, batch_size: int = 64,
+                    max_len: int | None = None) -> LogprobFn:
+    """logprob_fn(questions, answers) → (Σ answer-token log-probs [n], number of answer tokens incl. EOS [n]) for
+    a lib/transformer model with a `lib.text.WordTokenizer` or `lib.text.HFQAFormat`. Every batch is padded to
+    `batch_size` rows and the call's longest row rounded up to a multiple of 32 tokens, at most `max_len`
+    (default config.max_len; longer rows lose their answer tail), so only a few shapes compile."""
+    f = _seq_logp_fn(config)
+    limit = min(config.max_len, max_len or config.max_len)
+
+    def logprob_fn(questions, answers):
+        longest = max(len(tokenizer.prompt_ids(q)) + len(tokenizer.answer_ids(a)) + 1
+                      for q, a in zip(questions, answers, strict=True))
+        enc = _text.encode_qa(tokenizer, questions, answers, max_len=min(limit, _bucket(longest, 32)))
+        sums, counts = [], []
+        for s in range(0, len(questions), batch_size):
+            rows = {k: enc[k][s:s + batch_size] for k in BATCH_KEYS}
+            r = rows["input_ids"].shape[0]
+            pad = ((0, batch_size - r), (0, 0))
+            ids = np.pad(rows["input_ids"], pad, constant_values=tokenizer.pad_id)
+            lab = np.pad(rows["labels"], pad, constant_values=_text.IGNORE_INDEX)
+            msk = np.pad(rows["attention_mask"], pad)
+            msk[r:, 0] = 1  # padding rows: one real token so attention has a key
+            a, c = f(params, ids, lab, msk)
+            sums.append(np.asarray(a)[:r])
+            counts.append(np.asarray(c)[:r])
+        return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
+
+    return logprob_fn
+
+
+def make_generate_fn(params, config: TransformerConfig, tokenizer, *, max_new_tokens: int,
+                     batch_size: int = 64, prompt_len: int | None = None) -> GenerateFn:
+    """generate_fn(questions) → greedy answers (text, up to EOS) with lib.decoding.generate (KV cache). Prompts are
+    left-padded to `prompt_len` tokens (default: the batch's longest, rounded up to a multiple of 8) and batches
+    to `batch_size` rows; a fixed prompt_len means one compilation."""
+    from lib import decoding
+
+    def generate_fn(questions):
+        enc = _text.encode_prompts(tokenizer, questions)
+        P = prompt_len or _bucket(enc["prompt_ids"].shape[1], 8)
+        if enc["prompt_ids"].shape[1] > P:
+            raise ValueError(f"prompt_len={prompt_len} is invalid: a prompt has {enc['prompt_ids'].shape[1]} tokens")
+        if P + max_new_tokens > config.max_len:
+            raise ValueError(f"max_new_tokens={max_new_tokens} is invalid: prompts of {P} tokens (padded) + "
+                             f"{max_new_tokens} new tokens exceed the model's max_len={config.max_len}")
+        out = []
+        for s in range(0, len(questions), batch_size):
+            ids = enc["prompt_ids"][s:s + batch_size]
+            msk = enc["prompt_mask"][s:s + batch_size]
+            r = ids.shape[0]
+            pad_rows, pad_cols = batch_size - r, P - ids.shape[1]
+            ids = np.pad(ids, ((0, pad_rows), (pad_cols, 0)), constant_values=tokenizer.pad_id)
+            msk = np.pad(msk, ((0, pad_rows), (pad_cols, 0)))
+            msk[r:, -1] = 1
+            g = decoding.generate(params, jnp.asarray(ids), jnp.asarray(msk), jax.random.key(0), config=config,
+                                  max_new_tokens=max_new_tokens, temperature=0.0, eos_id=tokenizer.eos_id,
+                                  pad_id=tokenizer.pad_id)
+            toks = np.asarray(g["tokens"])[:r]
+            out += [tokenizer.decode(t) for t in toks]
+        return out
+
+    return generate_fn
+
+
+def evaluate_tofu(params, config: TransformerConfig, data: dict, retain_truth_ratios=None, *,
+                  tokenizer, batch_size: int = 64, max_new_tokens: int | None = None,
+                  generate: bool = True, ds_size: int | None = DS_SIZE, max_len: int | None = None) -> dict:
+    """TOFU evaluation of a lib/transformer model: `data` = {"forget","retain","real_authors","world_facts"} →
+    records (`load_tofu_eval`, or the synthetic generator's *_perturbed splits). Returns {"forget_quality" (None
+    without `retain_truth_ratios`, the retain model's `out["splits"]["forget"]["truth_ratios"]`),
+    "model_utility", "mu_parts" (the nine numbers), "forget_truth_ratio", "forget_prob", "forget_rougeL_recall",
+    "splits"}. Greedy generation for ROUGE-L with `max_new_tokens` (default: longest gold answer + 4 tokens);
+    generate=False skips it (ROUGE and MU are then None). Log-probs use sequences padded to `max_len` (default
+    config.max_len); one compilation each for scoring and generation per (config, batch_size, lengths)."""
+    logprob_fn = make_logprob_fn(params, config, tokenizer, batch_size=batch_size, max_len=max_len)
+    gen_fn = None
+    if generate:
+        recs = [r for k in EVAL_KINDS if k in data for r in cap_items(data[k], ds_size)]
+        if max_new_tokens is None:
+            max_new_tokens = max(len(tokenizer.answer_ids(r["answer"])) for r in recs) + 4
+        prompt_len = _bucket(max(len(tokenizer.prompt_ids(r["question"])) for r in recs), 8)
+        gen_fn = make_generate_fn(params, config, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                  prompt_len=prompt_len)
+    return evaluate_tofu_fns(data, logprob_fn, gen_fn, retain_truth_ratios=retain_truth_ratios, ds_size=ds_size)

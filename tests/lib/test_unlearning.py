@@ -297,3 +297,26 @@ def test_real_tofu_reader_and_metrics():
     # ROUGE-L recall of the paraphrased answers against the gold answers: partial overlap, strictly between 0 and 1
     rl = np.mean([U.rouge_l_recall(r["answer"], r["paraphrased_answer"]) for r in ev["forget"]])
     assert 0.2 < rl < 0.7
+
+
+def test_hf_qa_format_with_a_tiny_tokenizers_vocab():
+    """HFQAFormat gives a `tokenizers.Tokenizer` the QA interface: [BOS] + "[INST] q [/INST]" prompt masked,
+    answer + EOS labelled, padding with EOS (TOFU's collator), decode stops at EOS."""
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "who", "wrote", "it", "?",
+                                         "ann", "lee", "."])}
+    tk = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([tokenizers.pre_tokenizers.WhitespaceSplit(),
+                                                           tokenizers.pre_tokenizers.Punctuation()])
+    tk.normalizer = tokenizers.normalizers.Lowercase()
+    tk.decoder = tokenizers.decoders.WordPiece(prefix="##")
+    tk.add_special_tokens(["<s>", "</s>", "[INST]", "[/INST]"])
+    fmt = text.HFQAFormat(tk)
+    b = text.encode_qa(fmt, ["Who wrote it?", "Who?"], ["Ann Lee.", "Ann."])
+    assert b["input_ids"][0].tolist() == [1, 3, 5, 6, 7, 8, 4, 9, 10, 11, 2]
+    assert b["labels"][0].tolist() == [-100] * 7 + [9, 10, 11, 2]
+    assert b["input_ids"][1].tolist()[-4:] == [2, 2, 2, 2] and b["labels"][1].tolist()[-3:] == [-100] * 3
+    assert fmt.decode([9, 10, 11, 2, 5]) == "ann lee."
+    assert text.encode_prompts(fmt, ["Who?", "Who wrote it?"])["prompt_ids"][0].tolist()[:2] == [2, 2]
+    with pytest.raises(ValueError, match="token '<pad>' is not in the tokenizer's vocabulary"):
+        text.HFQAFormat(tk, pad_token="<pad>")

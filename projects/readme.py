@@ -61,7 +61,8 @@ def project_rows(runs_dir: str) -> str:
                 r = json.load(f)
             held = f"{sum(c['holds'] is True for c in r['claims'])}/{len(r['claims'])} ({r['preset']})"
         cmd = f"`python -m projects.{p.name}.main --config={p.config_path}:quick`"
-        rows.append(f"| [{p.name}](projects/{p.name}/README.md) | {p.paper} | built | {held} | {cmd} |")
+        status = f"built; {p.note}" if p.note else "built"
+        rows.append(f"| [{p.name}](projects/{p.name}/README.md) | {p.paper} | {status} | {held} | {cmd} |")
     return "\n".join(rows)
 
 

@@ -10,6 +10,18 @@ lr 2e-3 — seed 0 jumped 0.40 → 1.00 between steps 2 700 and 2 800; seeds 1, 
 the early plateau (≈ 0.15–0.19) at 3 000 (≈ 11 min for the 6 runs). With this version, batch 512, lr 1e-3, 3 seeds:
 seed 1 jumped 0.33 → 1.00 between steps 2 500 and 2 700, seed 2 0.32 → 1.00 between 2 700 and 2 900, seed 0 was on
 the ≈ 0.30 plateau at 3 000 (≈ 18 min on 2 shared cores).
+
+Wider sweep on one H100 (2026-11-26, `projects/two_hop/sweep.py --plan=gpu`, 5 seeds per setting, 2 000 steps, the
+same init and, at batch 512, the same data stream as the project; raw output in `sweep_h100.txt`):
+d=32 attention-only, lr {2e-3, 5e-3, 1e-2, 2e-2} × batch {64, 128, 256, 512} (+ β2 0.999, warm-up 100): 0 of 120 runs
+jumped. d=16: 0/30. d=32 with ReLU FFN: 0/20. d=32, n_nodes=20: 2/30 (steps 1 800–1 900, batch 256).
+d=64 attention-only (jump steps of the seeds that jumped, out of 5): lr 1e-3 — none at batch 128/256/512;
+lr 2e-3 — batch 256: 1 700, 1 750; batch 512: 1 300, 1 500; lr 5e-3 — batch 128: 1 800; batch 256: 1 350, 1 650;
+**batch 512: 550, 700**; lr 1e-2 — batch 256: 1 600, none at 128/512; β2 0.999 (lr 5e-3/1e-2, batch 128): none.
+Layer-1 child→parent attention starts rising ≈ 100–200 steps before the accuracy jump (0.23–0.57 at the last probe
+below 0.5 accuracy); layers 2 and 3 stay ≤ 0.25 until the jump. The quick preset is d=64, batch 512, lr 5e-3,
+1 000 steps: on the CPU here seeds 0 and 1 jumped at 550 and 700 (as on the GPU), seed 2 did not, in 10 min wall
+(load average ≈ 5 on the 2 cores).
 """
 
 from __future__ import annotations

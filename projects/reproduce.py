@@ -45,7 +45,8 @@ REGISTRY: tuple[Project, ...] = (
                 "B0.closed_form_matches_monte_carlo", "B1.gd_beta_trainable_by_gradient_descent",
                 "B3.near_bayes_at_moderate_snr")),
     Project("two_hop", "Two-hop reasoning with distractors: 3-layer transformer, phase transition",
-            note="partially built: runs, but its quick preset is not calibrated yet (projects/two_hop/README.md)"),
+            note="partially built: runs end to end, but no preset transitions within ≈3 CPU minutes; the best "
+                 "(quick, ≈10 min) meets 2 of 4 transformer claims (projects/two_hop/README.md)"),
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)", built=True,
             note="partially built: synthetic part (a) only; TOFU part (b) not yet (projects/npo/README.md)",
             claims=("S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_forgets", "S.ga_retain_diverges",

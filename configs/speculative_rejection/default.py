@@ -8,10 +8,11 @@ Real checkpoints instead of the synthetic models: configs/speculative_rejection/
 
 Presets (2 CPU cores, measured times in projects/speculative_rejection/README.md):
   smoke  seconds: tiny models, 4 prompts, N0 = 4; the code path only.
-  quick  ≈3 min: generator d=64 (2 layers), RM d=64 (2 layers), 32 prompts, N0 = 16, Best-of-N up to 32·N0 = 512,
-         α ∈ {0.1, 0.3, 0.5, 0.7, 0.9}.
-  paper  ≈20 min: the spec's §5.3 sizes: generator d=128 (2 layers, ≈0.4M parameters), RM 2 layers trained on
-         24k complete responses, 100 prompts (the paper's count), α ∈ {0.1, …, 0.9}.
+  quick  generator d=64 (2 layers, 400 steps of 32 sequences), RM d=64 (initialised from the generator, 400 steps
+         on 8192 complete responses), 24 prompts, N0 = 16, Best-of-N up to 32·N0 = 512, α ∈ {0.1, 0.3, 0.5, 0.7, 0.9}.
+  paper  the spec's §5.3 sizes: generator d=128 (2 layers, ≈0.4M parameters, 1000 steps of 64 sequences), RM of
+         the same shape trained on 16k complete responses, 100 prompts (the paper's count), α ∈ {0.1, …, 0.9}.
+  Measured run times are in projects/speculative_rejection/README.md.
 
 The memory budget is M = N0·(5 + T_max) KV slots (one Best-of-N device holds N0 full-length rows); Speculative
 Rejection starts with b0 = min(b_cap, ⌊M/(5 + τ_min)⌋) rows, b_cap = 8·N0 (the official code's 1000 vs its
@@ -33,20 +34,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         z_a=2.0, z_b=3.0, epsilon=0.5, p_stay=0.6, hazard_before=0.004, hazard_lo=0.01, hazard_hi=0.04,
         grammar_seed=1234))
 
-    train = dict(steps=1500, batch_size=64, learning_rate=3e-3, weight_decay=0.01, log_every=100)
+    train = dict(steps=1000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, log_every=100)
     c.generator = ml_collections.ConfigDict(dict(d_model=128, n_layers=2, n_heads=4, train=dict(train)))
     c.reward_model = ml_collections.ConfigDict(dict(
-        d_model=128, n_layers=2, n_heads=4, num_samples=24576, samples_per_prompt=16,
+        d_model=128, n_layers=2, n_heads=4, num_samples=16384, samples_per_prompt=16,
         append_eos=True,  # score prefixes "as if complete" (ArmoRM's template closes the turn)
         init_from_generator=True,  # backbone from the generator (RLHF RMs start from the SFT model)
-        train=dict(train, steps=1500)))
+        train=dict(train)))
 
     c.experiment = ml_collections.ConfigDict(dict(
         num_prompts=100, prompt_seed=2024,
         device_batch=16,  # N0: rows one Best-of-N device holds at full length
         bon_multiples=(1, 2, 4, 8, 16, 32),  # Best-of-N for N = N0·k (all from one set of N0·32 samples)
         alphas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-        b_cap_multiple=8, tau_min=8, bucket=8,
+        b_cap_multiple=8, tau_min=8, bucket=16,
         temperature=1.0, top_k=0,
         wall_prompts=8,  # prompts timed for the CPU wall-clock cost (a second, compiled pass)
         correlation_prompts=16, correlation_taus=(4, 8, 16, 32, 64)))
@@ -66,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.generator.train.update(dict(steps=400, batch_size=32, learning_rate=5e-3))
         c.reward_model.update(dict(d_model=64, num_samples=8192))
         c.reward_model.train.update(dict(steps=400, batch_size=32, learning_rate=3e-3))
-        c.experiment.update(dict(num_prompts=32, alphas=(0.1, 0.3, 0.5, 0.7, 0.9), wall_prompts=4,
+        c.experiment.update(dict(num_prompts=24, alphas=(0.1, 0.3, 0.5, 0.7, 0.9), wall_prompts=3,
                                  correlation_prompts=8))
     elif preset == "smoke":
         c.max_new_tokens = 32
@@ -75,5 +76,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.reward_model.update(dict(d_model=32, n_heads=2, num_samples=256))
         c.reward_model.train.update(dict(steps=20, batch_size=16, log_every=10))
         c.experiment.update(dict(num_prompts=4, device_batch=4, bon_multiples=(1, 2, 4), alphas=(0.0, 0.5),
-                                 tau_min=4, wall_prompts=1, correlation_prompts=2, correlation_taus=(4, 8)))
+                                 tau_min=4, bucket=8, wall_prompts=1, correlation_prompts=2, correlation_taus=(4, 8)))
     return c

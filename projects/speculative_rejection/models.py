@@ -204,7 +204,7 @@ def bucket_pow2(n: int, minimum: int = 8) -> int:
     return max(minimum, 1 << (int(n) - 1).bit_length())
 
 
-def score_padded(params, seq: np.ndarray, mask: np.ndarray, *, mc, length_bucket: int = 32) -> np.ndarray:
+def score_padded(params, seq: np.ndarray, mask: np.ndarray, *, mc, length_bucket: int = 64) -> np.ndarray:
     """RM scores of `[n, L]` with rows padded to a power of two and length to a multiple of
     `length_bucket` (at most the position table), so jit compiles a bounded number of shapes. Padding does not
     change a score."""

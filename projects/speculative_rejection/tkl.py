@@ -50,6 +50,10 @@ class Language:
     hazard_hi: float = 0.04
     max_new_tokens: int = 128
     grammar_seed: int = 1234
+    good_lo: float = 0.2  # P(a chosen word is "good") = good_lo + good_slope·z
+    good_slope: float = 0.6
+    w_good: float = 1.5  # gold weights of the good-word rate and of motifs
+    w_motif: float = 0.0
 
 
 def grammar(lang: Language) -> np.ndarray:
@@ -61,6 +65,11 @@ def grammar(lang: Language) -> np.ndarray:
             others = [j for j in range(CLUSTER_SIZE) if j != i]
             succ[c * CLUSTER_SIZE + i] = c * CLUSTER_SIZE + rng.choice(others, N_SUCC, replace=False)
     return succ
+
+
+def is_good(word: np.ndarray) -> np.ndarray:
+    """The first half of every cluster's words are "good" (a fixed, context-free word quality)."""
+    return (np.asarray(word) % CLUSTER_SIZE) < CLUSTER_SIZE // 2
 
 
 def _valid_table(lang: Language) -> np.ndarray:
@@ -105,14 +114,21 @@ def sample_corpus(prompts: np.ndarray, lang: Language, rng: np.random.Generator)
         hazard = np.where(covered.all(1), lam, lang.hazard_before)
         eos = alive & (u[:, 0] < hazard)
         stay = (prev >= 0) & (u[:, 1] < lang.p_stay)
-        valid_next = succ[np.maximum(prev, 0), rng.integers(N_SUCC, size=n)]
+        want_good = u[:, 4] < lang.good_lo + lang.good_slope * z
+        cands = succ[np.maximum(prev, 0)]  # [n, 3] valid successors; prefer a good one when wanted
+        pick = rng.integers(N_SUCC, size=n)
+        good_pick = np.argmax(is_good(cands) * rng.random((n, N_SUCC)), axis=1)
+        has_good = is_good(cands).any(1)
+        valid_next = cands[rows, np.where(want_good & has_good, good_pick, pick)]
         cur_cluster = np.maximum(prev, 0) // CLUSTER_SIZE
         random_in_cluster = cur_cluster * CLUSTER_SIZE + rng.integers(CLUSTER_SIZE, size=n)
         invalid = u[:, 2] < (1 - z) * lang.epsilon
         stay_word = np.where(invalid, random_in_cluster, valid_next)
         on_topic = u[:, 3] < 0.15 + 0.8 * z
         new_cluster = np.where(on_topic, pc[rows, rng.integers(3, size=n)], rng.integers(N_CLUSTERS, size=n))
-        jump_word = new_cluster * CLUSTER_SIZE + rng.integers(CLUSTER_SIZE, size=n)
+        half = CLUSTER_SIZE // 2
+        jump_word = new_cluster * CLUSTER_SIZE + np.where(want_good, rng.integers(half, size=n),
+                                                         rng.integers(CLUSTER_SIZE, size=n))
         word = np.where(stay, stay_word, jump_word)
         tok = np.where(eos, EOS, WORD0 + word)
         out[:, t] = np.where(alive, tok, PAD)
@@ -156,12 +172,13 @@ def gold_components(prompts: np.ndarray, responses: np.ndarray, lang: Language, 
     has_eos = (responses == EOS).any(1)
     length = np.where(has_eos, np.argmax(responses == EOS, axis=1) + 1, n_words)
     no_eos = ~has_eos & ~as_complete
-    return {"coverage": coverage, "on_topic": on_topic, "violation": violation, "motifs": motifs,
+    good = (is_word & is_good(word)).sum(1) / np.maximum(n_words, 1)
+    return {"coverage": coverage, "on_topic": on_topic, "good": good, "violation": violation, "motifs": motifs,
             "no_eos": no_eos, "length": length}
 
 
 def gold_reward(prompts: np.ndarray, responses: np.ndarray, lang: Language, *, as_complete: bool = False) -> np.ndarray:
     """G(x, y) `[n]` (module docstring)."""
     c = gold_components(prompts, responses, lang, as_complete=as_complete)
-    return (2.0 * c["coverage"] / 3 + c["on_topic"] - 2.0 * c["violation"] + 0.5 * c["motifs"]
-            - 0.5 * c["no_eos"] - 0.002 * c["length"])
+    return (2.0 * c["coverage"] / 3 + c["on_topic"] + lang.w_good * c["good"] - 2.0 * c["violation"]
+            + lang.w_motif * c["motifs"] - 0.5 * c["no_eos"] - 0.002 * c["length"])

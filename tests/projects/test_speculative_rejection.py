@@ -25,7 +25,8 @@ def _w(cluster, i):
 
 
 def test_gold_reward_by_hand():
-    """Coverage, on-topic rate, violations, motifs, the missing-EOS penalty and length, on crafted responses."""
+    """Coverage, on-topic and good-word rates, violations, motifs, the missing-EOS penalty and length, on crafted
+    responses."""
     prompt = np.array([tkl.BOS, tkl.TOPIC0 + 0, tkl.TOPIC0 + 1, tkl.TOPIC0 + 2, tkl.SEP])  # clusters 0, 1, 2
     succ = tkl.grammar(LANG)
     a = 0 * 10  # word index 0 (cluster 0's first word): the motif start
@@ -35,8 +36,12 @@ def test_gold_reward_by_hand():
     c = tkl.gold_components(prompt, resp, LANG)
     assert c["coverage"][0] == 1 and c["motifs"][0] == 1 and c["length"][0] == 6 and not c["no_eos"][0]
     assert c["on_topic"][0] == pytest.approx(4 / 5) and c["violation"][0] == pytest.approx(1 / 5)
+    good = np.mean([w % 10 < 5 for w in (a, m1, m2, invalid, 50)])
+    assert c["good"][0] == pytest.approx(good)
     g = tkl.gold_reward(prompt, resp, LANG)[0]
-    assert g == pytest.approx(2 / 3 + 0.8 - 0.4 + 0.5 - 0.012)
+    assert g == pytest.approx(2 / 3 + 0.8 + 1.5 * good - 0.4 + 0.0 * 1 - 0.012)
+    with_motifs = tkl.Language(w_motif=0.5)
+    assert tkl.gold_reward(prompt, resp, with_motifs)[0] == pytest.approx(g + 0.5)
     no_eos = resp.copy()
     no_eos[0, 5] = _w(1, 0)
     assert tkl.gold_reward(prompt, no_eos, LANG)[0] < tkl.gold_reward(prompt, no_eos, LANG, as_complete=True)[0]
@@ -110,7 +115,7 @@ def test_smoke_rerun_resumes(smoke, tmp_path):
 
 @pytest.mark.parametrize("field,value,match", [
     ("experiment.alphas", (0.5, 1.0), "rejection rates in"),
-    ("experiment.bon_multiples", (1, 2), "Best-of-b0"),
+    ("experiment.bon_multiples", (1, 2), "Speculative Rejection.s b0 = 16"),
     ("experiment.tau_min", 500, "experiment.tau_min"),
     ("language.epsilon", 1.5, "language.epsilon"),
     ("generator.n_heads", 5, "a divisor of generator.d_model"),

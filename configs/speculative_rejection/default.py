@@ -59,8 +59,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         kv_bytes_per_token=128 * 1024, bandwidth=3.35e12, flops_per_s=0.5 * 989e12))
 
     # real checkpoints instead of the synthetic models (configs/speculative_rejection/real_models.py)
-    c.real = ml_collections.ConfigDict(dict(enabled=False, generator_dir="", reward_dir="", prompts_file="", num_prompts=8,
-                                            max_prompt_tokens=16))
+    c.real = ml_collections.ConfigDict(dict(enabled=False, generator_dir="", reward_dir="", prompts_file="",
+                                            num_prompts=8, max_prompt_tokens=16))
 
     if preset == "quick":
         c.generator.update(dict(d_model=64))

@@ -1,6 +1,7 @@
 """Launch speculative_rejection from a config file.
 
-    python -m projects.speculative_rejection.main --config=configs/speculative_rejection/default.py:quick --workdir=runs/speculative_rejection
+    python -m projects.speculative_rejection.main --config=configs/speculative_rejection/default.py:quick \
+        --workdir=runs/speculative_rejection
 """
 
 from absl import app, flags, logging

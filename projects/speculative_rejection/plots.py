@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from projects.common import figure
 from projects.speculative_rejection import tkl
 
@@ -64,7 +62,8 @@ def correlation(m: dict, config, path: str) -> None:
     taus = list(config.experiment.correlation_taus)
     fig, axes = figure(1, 1, figsize=(5.5, 4))
     for key, label in (("pearson_rm", "RM(prefix) vs RM(final)"), ("kendall_rm", "Kendall τ, RM"),
-                       ("pearson_gold", "gold(prefix) vs gold(final)"), ("pearson_rm_gold", "RM(prefix) vs gold(final)")):
+                       ("pearson_gold", "gold(prefix) vs gold(final)"),
+                       ("pearson_rm_gold", "RM(prefix) vs gold(final)")):
         axes.plot(taus, [m[f"corr/tau{t}/{key}"] for t in taus], "o-", label=label)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("decision length τ (new tokens)")

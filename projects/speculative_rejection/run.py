@@ -290,7 +290,7 @@ def aggregate(records: list[dict], walls: list[dict], config) -> dict:
         bon_gold.append(float(np.mean([decoding.expected_best_of(np.asarray(r["rm"]), n0 * k, np.asarray(r["gold"]))
                                        for r in records])))
         wins = []
-        for r, (w, gs) in zip(records, w0, strict=True):
+        for w, gs in w0:
             wk = decoding.subset_max_weights(len(gs), n0 * k)
             wins.append(float(sum(wk[i] * _win(gs[i], gs, w) for i in np.flatnonzero(wk > 1e-12))))
         bon_win.append(float(np.mean(wins)))
@@ -348,8 +348,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         names = ["score_vs_compute.png"]
         plots.score_vs_compute(metrics, config, os.path.join(workdir, names[0]))
         return common.write_results(workdir, project="speculative_rejection", preset=config.preset,
-                                    seeds=[config.seed], metrics=metrics, claims=claims_lib.real_claims(metrics, config),
-                                    plots=names)
+                                    seeds=[config.seed], metrics=metrics,
+                                    claims=claims_lib.real_claims(metrics, config), plots=names)
     lang = language(config)
     gen_params, gen_mc = models.train_generator(workdir, config=config, lang=lang)
     data = models.rm_dataset(gen_params, gen_mc, config=config, lang=lang, path=os.path.join(workdir, "rm_data.npz"))

@@ -10,7 +10,7 @@ Presets (2 CPU cores, measured times in projects/speculative_rejection/README.md
   smoke  seconds: tiny models, 4 prompts, N0 = 4; the code path only.
   quick  generator d=64 (2 layers, 400 steps of 32 sequences), RM d=64 (initialised from the generator, 400 steps
          on 8192 complete responses), 24 prompts, N0 = 16, Best-of-N up to 32·N0 = 512, α ∈ {0.1, 0.3, 0.5, 0.7, 0.9}.
-  paper  the spec's §5.3 sizes: generator d=128 (2 layers, ≈0.4M parameters, 1000 steps of 64 sequences), RM of
+  paper  the spec's §5.3 sizes: generator d=128 (2 layers, ≈0.4M parameters, 600 steps of 64 sequences), RM of
          the same shape trained on 16k complete responses, 100 prompts (the paper's count), α ∈ {0.1, …, 0.9}.
   Measured run times are in projects/speculative_rejection/README.md.
 
@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         z_a=2.0, z_b=3.0, epsilon=0.5, p_stay=0.6, hazard_before=0.004, hazard_lo=0.01, hazard_hi=0.04,
         grammar_seed=1234))
 
-    train = dict(steps=1000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, log_every=100)
+    train = dict(steps=600, batch_size=64, learning_rate=3e-3, weight_decay=0.01, log_every=100)
     c.generator = ml_collections.ConfigDict(dict(d_model=128, n_layers=2, n_heads=4, train=dict(train)))
     c.reward_model = ml_collections.ConfigDict(dict(
         d_model=128, n_layers=2, n_heads=4, num_samples=16384, samples_per_prompt=16,

@@ -85,13 +85,15 @@ def roofline_pass_seconds(hw: Roofline, *, batch: int, length: int, reward_model
 
 def schedule_cost(rounds: list[dict], rm_calls: list[dict], *, prompt_len: int, gen: ModelDims, rm: ModelDims,
                   hw: Roofline = Roofline(), length_scale: float = 1.0, batch_scale: float = 1.0,
-                  initial_batch: int | None = None) -> dict:
+                  initial_batch: int | None = None, prefills: list[dict] = ()) -> dict:
     """Total cost of a logged schedule.
 
     `rounds`: [{"bucket" (rows computed), "start", "end"}] (lengths include the prompt, as
     `lib.decoding.speculative_rejection` logs them); `rm_calls`: [{"n", "length"}]. The first round's
-    rows are prefilled over the prompt. `length_scale` and `batch_scale` map a small experiment's lengths and
-    rows to the simulated accelerator's (FLOPs are not scaled). Returns {"flops", "roofline_seconds"}."""
+    rows are prefilled over the prompt; `prefills` [{"n", "length"}] are later generator prefills
+    (re-prefilling survivors, as the official Speculative Rejection code does). `length_scale` and
+    `batch_scale` map a small experiment's lengths and rows to the simulated accelerator's (FLOPs are not
+    scaled). Returns {"flops", "roofline_seconds"}."""
     sc = dict(length_scale=length_scale, batch_scale=batch_scale)
     b0 = initial_batch if initial_batch is not None else rounds[0]["bucket"]
     flops = prefill_flops(gen, batch=b0, length=prompt_len)
@@ -99,6 +101,9 @@ def schedule_cost(rounds: list[dict], rm_calls: list[dict], *, prompt_len: int, 
     for r in rounds:
         flops += decode_flops(gen, batch=r["bucket"], start=r["start"], end=r["end"])
         sim += roofline_decode_seconds(hw, batch=r["bucket"], start=r["start"], end=r["end"], **sc)
+    for c in prefills:
+        flops += prefill_flops(gen, batch=c["n"], length=c["length"])
+        sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=False, **sc)
     for c in rm_calls:
         flops += prefill_flops(rm, batch=c["n"], length=c["length"])
         sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=True, **sc)

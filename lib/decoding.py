@@ -185,7 +185,7 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
                           score_fn: Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray],
                           alpha: float, memory_slots: int, max_new_tokens: int, b_cap: int, tau_min: int = 8,
                           bucket: int = 8, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                          eos_id: int | None = None, pad_id: int = 0) -> dict:
+                          eos_id: int | None = None, pad_id: int = 0, reprefill: bool = False) -> dict:
     """Speculative Rejection (Sun et al., NeurIPS 2024) for one prompt `[P]`.
 
     Start with b0 = min(b_cap, ⌊M/(P+τ_min)⌋) rows; generate until the KV memory budget M (token slots) is
@@ -198,9 +198,14 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     finished-and-kept row or last-round row. Row keys follow (row id, position), so α = 0 reproduces
     `generate` on b0 rows exactly.
 
+    reprefill=True does what the official code does instead of gathering: after each rejection the survivors'
+    caches are dropped and prompt + response so far is prefilled again (logged in "prefills"; same samples up
+    to floating-point differences between a prefilled and an incrementally written cache).
+
     Returns dict: "candidates" (list of {row_id, tokens, length, score, finished, round}), "chosen" (row id),
     "chosen_tokens", "b0", "rounds" (list of {batch, bucket, start, end, kept} with lengths in tokens
-    including the prompt), "rm_calls" (list of {n, length}), "wall_seconds".
+    including the prompt), "rm_calls" (list of {n, length}), "prefills" (re-prefills, list of {n, length}),
+    "wall_seconds".
     """
     t0 = time.perf_counter()
     if not 0.0 <= alpha < 1.0:
@@ -217,18 +222,19 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
                          config=config, max_new_tokens=T, pad_id=pad_id, row_ids=jnp.asarray(rows))
     state["done"] = state["done"] | jnp.asarray(np.arange(bb) >= b0)
     active = np.arange(b0)  # row ids of the real rows, in state order (first len(active) slots)
-    candidates, rounds, rm_calls = {}, [], []
+    candidates, rounds, rm_calls, prefills = {}, [], [], []
     cur, first = 0, True  # new tokens so far
+    offset, history = 0, np.zeros((b0, 0), np.int32)  # new tokens baked into the state's prompt (re-prefill)
     while True:
         n = len(active)
         target = min(T, memory_slots // n - P)
         target = max(target, tau_min if first else cur + 1)
         target = min(max(target, cur + 1), T)
         start = cur
-        state = _decode_jit(params, state, key, target, **kw)
-        cur = int(state["i"])
-        tokens = np.asarray(state["tokens"][:n, :cur])
-        lengths = np.asarray(state["lengths"][:n])
+        state = _decode_jit(params, state, key, target - offset, **kw)
+        cur = offset + int(state["i"])
+        tokens = np.concatenate([history[:n], np.asarray(state["tokens"][:n, :cur - offset])], axis=1)
+        lengths = offset + np.asarray(state["lengths"][:n])
         done = np.asarray(state["done"][:n])
         seq = np.concatenate([np.broadcast_to(np.asarray(prompt_ids), (n, P)), tokens], axis=1)
         mask = (np.arange(P + cur)[None, :] < (P + lengths)[:, None]).astype(np.int32)
@@ -250,13 +256,23 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
             break
         bb = _bucket(len(survivors), bucket)
         idx = np.array(survivors + [survivors[-1]] * (bb - len(survivors)))
-        state = _gather_jit(state, jnp.asarray(idx), dead=jnp.asarray(np.arange(bb) >= len(survivors)))
+        dead = np.arange(bb) >= len(survivors)
+        if reprefill:
+            history = tokens[idx]
+            ids = np.concatenate([np.broadcast_to(np.asarray(prompt_ids), (bb, P)), history], axis=1)
+            state = _prefill_jit(params, jnp.asarray(ids), jnp.ones(ids.shape, jnp.int32), config=config,
+                                 max_new_tokens=T - cur, pad_id=pad_id, row_ids=jnp.asarray(active[idx]))
+            state["done"] = state["done"] | jnp.asarray(dead)
+            prefills.append({"n": len(survivors), "length": P + cur})
+            offset = cur
+        else:
+            state = _gather_jit(state, jnp.asarray(idx), dead=jnp.asarray(dead))
         active = active[np.array(survivors)]
     pool = [c for c in candidates.values() if not c.get("rejected")]
     chosen = min(pool, key=lambda c: (-c["score"], c["row_id"]))
     return {"candidates": sorted(candidates.values(), key=lambda c: c["row_id"]), "chosen": chosen["row_id"],
             "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
-            "rm_calls": rm_calls, "wall_seconds": time.perf_counter() - t0}
+            "rm_calls": rm_calls, "prefills": prefills, "wall_seconds": time.perf_counter() - t0}
 
 
 def improvement_score(method_best: np.ndarray, baseline_scores: list[np.ndarray]) -> float:

@@ -48,6 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         bon_multiples=(1, 2, 4, 8, 16, 32),  # Best-of-N for N = N0·k (all from one set of N0·32 samples)
         alphas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
         b_cap_multiple=8, tau_min=8, bucket=16,
+        reprefill=False,  # True: re-prefill survivors after each rejection, as the official code (costed too)
         temperature=1.0, top_k=0,
         wall_prompts=8,  # prompts timed for the CPU wall-clock cost (a second, compiled pass)
         correlation_prompts=16, correlation_taus=(4, 8, 16, 32, 64)))

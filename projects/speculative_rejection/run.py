@@ -75,6 +75,8 @@ def validate(config) -> None:
     tau = common.require_int(config, "experiment.tau_min", min_value=1)
     common.require(tau < T, "experiment.tau_min", tau, f"< max_new_tokens={T}")
     common.require_int(config, "experiment.bucket", min_value=1)
+    common.require(isinstance(config.experiment.reprefill, bool), "experiment.reprefill", config.experiment.reprefill,
+                   "True (re-prefill survivors, as the official code) or False (gather their KV rows)")
     common.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
     common.require_int(config, "experiment.top_k", min_value=0)
     common.require_int(config, "experiment.wall_prompts", min_value=0)
@@ -173,11 +175,12 @@ class Setup:
             self.gen_params, prompt, key, config=self.gen_mc, score_fn=self.score_fn(prompt), alpha=alpha,
             memory_slots=memory_slots(self.config), max_new_tokens=self.config.max_new_tokens,
             b_cap=e.b_cap_multiple * e.device_batch, tau_min=e.tau_min, bucket=e.bucket,
-            temperature=e.temperature, top_k=e.top_k, eos_id=tkl.EOS, pad_id=tkl.PAD)
+            temperature=e.temperature, top_k=e.top_k, eos_id=tkl.EOS, pad_id=tkl.PAD, reprefill=e.reprefill)
 
     def spr_cost(self, res: dict) -> dict:
         """FLOPs count the bucketed (computed) rows; the simulated accelerator sees the real rows."""
-        kw = dict(prompt_len=tkl.PROMPT_LEN, gen=self.gen_dims, rm=self.rm_dims, hw=self.hw)
+        kw = dict(prompt_len=tkl.PROMPT_LEN, gen=self.gen_dims, rm=self.rm_dims, hw=self.hw,
+                  prefills=res.get("prefills", ()))
         flops = compute_cost.schedule_cost(res["rounds"], res["rm_calls"], initial_batch=res["rounds"][0]["bucket"],
                                            **kw)["flops"]
         real = [{**r, "bucket": r["batch"]} for r in res["rounds"]]

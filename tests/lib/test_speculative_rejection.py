@@ -113,3 +113,25 @@ def test_expected_best_of_matches_enumeration():
     assert decoding.subset_max_weights(512, 16).sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="n=9"):
         decoding.expected_best_of(s, 9)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_reprefill_matches_gathered_kv(alpha):
+    """The official code's re-prefill of survivors gives the same candidates as gathering their KV rows, and
+    its extra prefills are logged (and priced by compute_cost.schedule_cost)."""
+    from lib import compute_cost
+
+    kw = dict(config=CFG, score_fn=toy_score, alpha=alpha, memory_slots=24 * 6, max_new_tokens=T, b_cap=24,
+              tau_min=2, bucket=8, eos_id=5)
+    a = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), **kw)
+    b = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), reprefill=True, **kw)
+    assert a["chosen"] == b["chosen"] and a["rounds"] == b["rounds"]
+    for x, y in zip(a["candidates"], b["candidates"], strict=True):
+        assert x["row_id"] == y["row_id"] and np.array_equal(x["tokens"], y["tokens"])
+        assert x["score"] == pytest.approx(y["score"])
+    assert a["prefills"] == [] and len(b["prefills"]) == len(b["rounds"]) - 1 + (b["rounds"][-1]["end"] < 4 + T)
+    dims = compute_cost.ModelDims(params_nonemb=1e3, d_model=16, n_layers=2, vocab=29)
+    kwc = dict(prompt_len=4, gen=dims, rm=dims)
+    base = compute_cost.schedule_cost(b["rounds"], b["rm_calls"], **kwc)["flops"]
+    more = compute_cost.schedule_cost(b["rounds"], b["rm_calls"], prefills=b["prefills"], **kwc)["flops"]
+    assert (more > base) == bool(b["prefills"])

@@ -23,6 +23,7 @@ Presets (2 CPU cores, measured):
 import ml_collections
 
 from configs.common import new_config
+from configs.unlearning_tofu import NPO_METHODS, tofu_config
 
 METHODS = ("ga", "ga_rt", "idk_rt", "npo", "npo_rt", "dpo_rt")
 
@@ -71,4 +72,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         d.betas = (0.1, 1.0)
     elif preset == "paper":
         d.eval_every = 5
+
+    # part (b): TOFU (shared with simnpo; fields and presets in configs/unlearning_tofu.py)
+    c.tofu = tofu_config(preset, methods=NPO_METHODS)
+    if preset == "smoke":  # the code path with two methods (one compilation each)
+        c.tofu.unlearn.methods = ("ga", "npo_rt")
     return c

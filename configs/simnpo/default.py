@@ -22,12 +22,13 @@ Presets (2 shared CPU cores, XLA single-threaded):
 import ml_collections
 
 from configs.common import new_config
+from configs.unlearning_tofu import relearn_config, tofu_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = new_config(arg)
     preset = c.preset
-    c.parts = ("markov",)  # later: "tofu", "relearn"
+    c.parts = ("markov", "tofu", "relearn")
 
     m = c.markov = ml_collections.ConfigDict()
     m.cases = ("length", "memorisation")  # spec Case A (Forget2 of length 5) and Case B (Forget2 never seen)
@@ -91,4 +92,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         u.simnpo_betas = (4.0,)
         u.eval_iters = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50)
         u.eval_max_seqs = 500
+
+    # parts (b) TOFU and (c) relearning: the pipeline shared with npo (configs/unlearning_tofu.py)
+    methods = ("ga", "gd", "idk", "npo_rt", "simnpo_rt") if preset == "paper" else ("npo_rt", "simnpo_rt")
+    c.tofu = tofu_config(preset, methods=methods)
+    c.relearn = relearn_config(preset)
     return c

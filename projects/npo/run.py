@@ -103,7 +103,9 @@ PARTS = {"synthetic": (_validate_synthetic, _run_synthetic),
 def seeds(config) -> list[int]:
     out = [int(x) for x in config.synthetic.seeds] if config.synthetic.enabled else []
     if config.tofu.enabled:  # the TOFU fine-tuning seeds (original model, retain models)
-        out += [int(x) for x in (config.tofu.finetune.seed, *config.tofu.retain_seeds) if int(x) not in out]
+        for x in (config.tofu.finetune.seed, *config.tofu.retain_seeds):
+            if int(x) not in out:
+                out.append(int(x))
     return out
 
 

@@ -144,6 +144,7 @@ def _llama_with_tokenizer(directory, records):
     tok.save(os.path.join(directory, "tokenizer.json"))
 
 
+@pytest.mark.slow
 def test_tiny_llama_checkpoint_through_the_pipeline(tmp_path):
     """The real-weights config (configs/npo/tofu_llama.py) on a tiny random Llama checkpoint + tokenizer.json: the
     checkpoint is fine-tuned on `full` (its loss falls), the retain model and NPO+RT run, FQ/MU come out finite."""

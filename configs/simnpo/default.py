@@ -6,7 +6,7 @@ npo: configs/unlearning_tofu.py, projects/unlearning_tofu.py); part (c), the rel
 Launch (from the repository root):
     python -m projects.simnpo.main --config=configs/simnpo/default.py:quick --workdir=runs/simnpo
 Override any field, e.g. `--config.markov.cases=memorisation --config.markov.seeds=42,43`,
-`--config.parts=tofu,relearn`.
+`--config.parts='("tofu", "relearn")'`.
 
 Presets (2 shared CPU cores, XLA single-threaded):
   smoke  ~35 s   1/10 of the data, d = 32, 1 layer, 2 epochs, 6 unlearning iterations: the code path only

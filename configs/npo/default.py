@@ -6,11 +6,14 @@ points, the original model π_ref trained on D_f ∪ D_r and the retrained model
 20,000 steps, lr 0.05), then 2000 full-batch GD unlearning steps per method with the spec's learning-rate table,
 forget/retain distance KL(π_retr ‖ π_θ) every 25 steps; plus the ‖θ_t − θ_0‖ drift run (GA vs NPO with
 β ∈ {0.01, 0.1, 0.2, 0.5, 1}, lr 5e-4, 10,000 steps). Seeds are a vmap axis.
-Part (b), TOFU, is not built yet: a `tofu` sub-config will sit beside `synthetic`.
+Part (b), TOFU (`tofu` sub-config, shared with simnpo: configs/unlearning_tofu.py, projects/unlearning_tofu.py):
+fine-tuned + retain models, GA/GD/KL/IDK/DPO/NPO/NPO+RT unlearning with FQ / MU per epoch, the trade-off plot.
+Real weights: configs/npo/tofu_llama.py.
 
 Launch (from the repository root):
     python -m projects.npo.main --config=configs/npo/default.py:quick --workdir=runs/npo
-Override any field, e.g. `--config.synthetic.alphas='(1.0,)' --config.synthetic.drift.enabled=False`.
+Override any field, e.g. `--config.synthetic.alphas='(1.0,)' --config.synthetic.drift.enabled=False`,
+`--config.tofu.enabled=False` (part (a) only), `--config.tofu.source=tofu --config.tofu.retain_authors=20` (real TOFU).
 
 Presets (2 CPU cores, measured):
   smoke  ~10 s  2 seeds, α = 1 only, 2000 pre-training steps, 400 unlearning steps, 1000 drift steps: the code path.
@@ -18,11 +21,15 @@ Presets (2 CPU cores, measured):
                 2000 unlearning steps (eval every 25), drift 10,000 steps (eval every 25);
                 most of it the 2 × 10 pre-training runs (measured 52 s CPU, 78 s wall on a busy machine).
   paper  ~60 s  as quick with the drift run evaluated every 5 steps (the official README's plot setting).
+Part (b) adds (see configs/unlearning_tofu.py): smoke GA + NPO+RT on 20 synthetic authors x 4 QA (~25 s);
+quick the seven methods on synthetic TOFU-like data, 30 authors x 10 QA, d = 64, 1 layer, 5 epochs (TOFU_QUICK);
+paper the real TOFU files, all 200 authors, forget01/05/10, d = 128, 4 layers, 10 epochs (not run on CPU).
 """
 
 import ml_collections
 
 from configs.common import new_config
+from configs.unlearning_tofu import NPO_METHODS, tofu_config
 
 METHODS = ("ga", "ga_rt", "idk_rt", "npo", "npo_rt", "dpo_rt")
 
@@ -71,4 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         d.betas = (0.1, 1.0)
     elif preset == "paper":
         d.eval_every = 5
+
+    # part (b): TOFU (shared with simnpo; fields and presets in configs/unlearning_tofu.py)
+    c.tofu = tofu_config(preset, methods=NPO_METHODS)
+    if preset == "smoke":  # the code path with two methods (one compilation each)
+        c.tofu.unlearn.methods = ("ga", "npo_rt")
     return c

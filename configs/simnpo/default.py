@@ -1,10 +1,12 @@
 """simnpo: SimNPO vs NPO vs GA unlearning. Part (a), the mixture-of-Markov-chains experiment (spec
-`shared/papers/unlearning.md` §5a), is built; the TOFU part (b) and the relearning attack (c) are not yet
-(their `tofu` / `relearn` sub-configs will be added next to `markov`).
+`shared/papers/unlearning.md` §5a); part (b), SimNPO vs NPO+RT on TOFU (`tofu` sub-config, the pipeline shared with
+npo: configs/unlearning_tofu.py, projects/unlearning_tofu.py); part (c), the relearning attack (`relearn`).
+`parts` chooses which run.
 
 Launch (from the repository root):
     python -m projects.simnpo.main --config=configs/simnpo/default.py:quick --workdir=runs/simnpo
-Override any field, e.g. `--config.markov.cases=memorisation --config.markov.seeds=42,43`.
+Override any field, e.g. `--config.markov.cases=memorisation --config.markov.seeds=42,43`,
+`--config.parts='("tofu", "relearn")'`.
 
 Presets (2 shared CPU cores, XLA single-threaded):
   smoke  ~35 s   1/10 of the data, d = 32, 1 layer, 2 epochs, 6 unlearning iterations: the code path only
@@ -17,17 +19,21 @@ Presets (2 shared CPU cores, XLA single-threaded):
          splits, 3 model seeds (42, 43, 44), NPO β ∈ {0.05, 0.1, 0.2, 0.5, 1}, SimNPO β ∈ {2, 4, 8}, GA.
          75 s on one H100 (recorded in projects/simnpo/README.md); on 2 CPU cores ≈ 5 min pretraining per
          seed plus the per-iteration evaluations (tens of minutes).
+Parts (b) + (c) add (configs/unlearning_tofu.py): smoke NPO+RT and SimNPO on 20 synthetic authors x 4 QA
+(~25 s); quick the same on 30 authors x 10 QA, d = 64, 1 layer, 5 epochs, relearning k in {0, 2, 5, 10, 20}
+(TOFU_QUICK); paper the real TOFU files with GA/GD/IDK as well (not run on CPU).
 """
 
 import ml_collections
 
 from configs.common import new_config
+from configs.unlearning_tofu import relearn_config, tofu_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = new_config(arg)
     preset = c.preset
-    c.parts = ("markov",)  # later: "tofu", "relearn"
+    c.parts = ("markov", "tofu", "relearn")
 
     m = c.markov = ml_collections.ConfigDict()
     m.cases = ("length", "memorisation")  # spec Case A (Forget2 of length 5) and Case B (Forget2 never seen)
@@ -91,4 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         u.simnpo_betas = (4.0,)
         u.eval_iters = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50)
         u.eval_max_seqs = 500
+
+    # parts (b) TOFU and (c) relearning: the pipeline shared with npo (configs/unlearning_tofu.py)
+    methods = ("ga", "gd", "idk", "npo_rt", "simnpo_rt") if preset == "paper" else ("npo_rt", "simnpo_rt")
+    c.tofu = tofu_config(preset, methods=methods)
+    c.relearn = relearn_config(preset)
     return c

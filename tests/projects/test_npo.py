@@ -21,10 +21,40 @@ EXPECTED = {"S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_for
 PLOTS = {"synthetic_alpha1_metrics.png", "synthetic_alpha1_tradeoff.png", "synthetic_drift.png"}
 
 
+TOFU_CLAIMS = {"T.calibration_fq", "T.npo_rt_beats_ga_gd_idk", "T.ga_utility_collapses"}
+TOFU_PLOTS = {"tofu_forget10_tradeoff.png", "tofu_forget10_epochs.png"}
+
+
+def _part_a():
+    """The smoke preset with part (b) off (the TOFU part has its own smoke test below)."""
+    c = default.get_config("smoke")
+    c.tofu.enabled = False
+    return c
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("npo_smoke")
-    return workdir, run.train_and_evaluate(default.get_config("smoke"), str(workdir))
+    return workdir, run.train_and_evaluate(_part_a(), str(workdir))
+
+
+def test_tofu_smoke_writes_claims_and_plots(tmp_path):
+    """Part (b) alone at the smoke preset (synthetic TOFU-like data, GA and NPO+RT): the T.* claims (holds None at
+    smoke), the trade-off and per-epoch plots, per-epoch FQ/MU for both methods."""
+    c = default.get_config("smoke")
+    c.synthetic.enabled = False
+    res = run.train_and_evaluate(c, str(tmp_path))
+    assert {x["id"] for x in res["claims"]} == TOFU_CLAIMS
+    assert all(x["holds"] is None for x in res["claims"])
+    assert set(res["plots"]) == TOFU_PLOTS
+    for plot in TOFU_PLOTS:
+        assert (tmp_path / plot).stat().st_size > 10_000
+    m = res["metrics"]
+    for method in ("ga", "npo_rt"):
+        assert len(m[f"tofu/forget10/{method}/fq_per_epoch"]) == c.tofu.unlearn.epochs
+        assert all(0 <= x <= 1 for x in m[f"tofu/forget10/{method}/fq_per_epoch"])
+    assert m["tofu/forget10/retain90_s0/forget_quality"] == 1.0
+    assert res["seeds"] == [0, 1]
 
 
 def test_smoke_writes_every_claim_and_plot(smoke):
@@ -46,7 +76,7 @@ def test_rerun_resumes_from_saved_part(smoke):
     workdir, res = smoke
     path = workdir / "synthetic" / "alpha1.npz"
     before = path.stat().st_mtime_ns
-    again = run.train_and_evaluate(default.get_config("smoke"), str(workdir))
+    again = run.train_and_evaluate(_part_a(), str(workdir))
     assert path.stat().st_mtime_ns == before
     for k, v in res["metrics"].items():
         if "seconds" not in k:
@@ -122,7 +152,11 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
 def test_presets_validate():
     """Every preset passes validation; quick and paper use the spec's settings."""
     for preset in ("smoke", "quick", "paper"):
-        run.validate(default.get_config(preset))
+        c = default.get_config(preset)
+        if c.tofu.source == "tofu" and not os.path.isdir(os.path.join(os.path.dirname(run.__file__), "..", "..",
+                                                                          "..", "shared", "data", "tofu")):
+            c.tofu.source = "synthetic"  # the real TOFU files are not shipped (paper preset reads them)
+        run.validate(c)
     q = default.get_config("quick").synthetic
     assert (q.num_forget, q.num_retain, q.dim, q.num_features, q.pretrain_steps, q.steps) == (200, 1000, 16, 128,
                                                                                              20_000, 2000)

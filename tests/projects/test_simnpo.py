@@ -25,7 +25,27 @@ def _config():
     cases of the smoke preset). The length case's claims are then reported with holds = None."""
     config = default.get_config("smoke")
     config.markov.cases = ("memorisation",)
+    config.parts = ("markov",)  # parts (b) and (c) have their own smoke test
     return config
+
+
+def test_tofu_and_relearn_smoke(tmp_path):
+    """Parts (b) TOFU and (c) relearning alone at the smoke preset (synthetic TOFU-like data, NPO+RT and SimNPO):
+    the T.* and R.* claims (holds None at smoke), the plots, and the relearning numbers for both methods at every
+    k, starting from the unlearned model's own numbers (k = 0)."""
+    c = default.get_config("smoke")
+    c.parts = ("tofu", "relearn")
+    res = run.train_and_evaluate(c, str(tmp_path))
+    assert {x["id"] for x in res["claims"]} == {"T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk",
+                                                "R.relearning"}
+    assert all(x["holds"] is None for x in res["claims"])
+    assert set(res["plots"]) == {"tofu_forget10_tradeoff.png", "tofu_forget10_epochs.png", "relearn.png"}
+    m = res["metrics"]
+    for method in ("npo_rt", "simnpo_rt"):
+        for k in c.relearn.steps:
+            assert 0 <= m[f"relearn/{method}/k{k}/forget_quality"] <= 1
+        assert m[f"relearn/{method}/k0/forget_prob"] == pytest.approx(m[f"tofu/forget10/{method}/final_forget_prob"],
+                                                                       rel=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +108,8 @@ def test_rerun_resumes_from_saved_models(smoke):
                                           "integers in [0, iterations=6] starting with 0"),
     ("markov.unlearn.npo_beta.length", 0.3, "config.markov.unlearn.npo_beta.length=0.3 is invalid: expected one of "
                                             "markov.unlearn.npo_betas=[0.2, 1.0]"),
-    ("parts", ("markov", "tofu"), "config.parts=('markov', 'tofu') is invalid: expected a list of at least 1 parts "
-                                  "from ['markov']"),
+    ("parts", ("markov", "muse"), "config.parts=('markov', 'muse') is invalid: expected a list of at least 1 parts "
+                                  "from ['markov', 'tofu', 'relearn']"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""

@@ -1,0 +1,172 @@
+"""The TOFU pipeline shared by npo and simnpo (projects/unlearning_tofu.py): a fixed-seed run on tiny synthetic data
+memorises the answers and NPO+RT lowers them again, a rerun resumes from its files, bad configs fail with clear
+errors, the real TOFU files (when present) load with the author subset, and a tiny random Llama checkpoint with a
+tokenizer.json runs through the same pipeline (the real-weights config)."""
+
+import os
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs.unlearning_tofu import relearn_config, tofu_config
+from projects import common
+from projects import unlearning_tofu as UT
+
+TOFU_DIR = UT.resolve_data_dir("../shared/data/tofu")
+
+
+def _config(methods=("npo_rt",)):
+    c = ml_collections.ConfigDict()
+    c.preset = "smoke"
+    c.tofu = tofu_config("smoke", methods=methods)
+    t = c.tofu
+    t.synth.n_authors, t.synth.n_questions = 20, 4
+    t.retain_seeds = (0,)
+    t.finetune.epochs, t.finetune.lr, t.finetune.batch_size = 20, 1e-2, 16
+    t.unlearn.epochs, t.unlearn.batch_size = 3, 4
+    t.unlearn.lr = ml_collections.ConfigDict({m: 3e-3 for m in t.unlearn.lr})
+    c.relearn = relearn_config("smoke")
+    c.relearn.methods = ("npo_rt",)
+    return c
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("tofu_pipeline"))
+    c = _config()
+    return workdir, c, UT.run_tofu(c, workdir, keep_params_for=("npo_rt",))
+
+
+def test_finetune_memorises_and_npo_rt_forgets(outcome):
+    """Seed 0, 20 synthetic authors x 4 QA, d = 32: fine-tuning drives the forget-set answer probability above 0.5
+    (the retain model, which never saw those authors, stays below 0.2), and NPO+RT (lr 3e-3, 3 epochs) brings it
+    below half of the fine-tuned value."""
+    _, _, res = outcome
+    orig = res["evals"]["original"]["forget10"]
+    retain = res["evals"]["retain90_s0"]["forget10"]
+    assert orig["forget_prob"] > 0.5, orig["forget_prob"]
+    assert retain["forget_prob"] < 0.2, retain["forget_prob"]
+    assert retain["forget_quality"] == 1.0  # the FQ reference itself
+    last = res["runs"]["forget10"]["npo_rt"]["epochs"][-1]
+    assert last["forget_prob"] < 0.5 * orig["forget_prob"], (last["forget_prob"], orig["forget_prob"])
+    assert len(res["runs"]["forget10"]["npo_rt"]["epochs"]) == 3
+    assert all(0 <= e["forget_quality"] <= 1 for e in res["runs"]["forget10"]["npo_rt"]["epochs"])
+
+
+def test_rerun_resumes_and_relearning(outcome):
+    """A rerun loads every model and unlearning run from workdir/tofu (files untouched, identical numbers); the
+    relearning attack then raises the forget probability of the NPO+RT model again."""
+    workdir, c, res = outcome
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(workdir, "tofu")) for f in fs]
+    before = {f: os.stat(f).st_mtime_ns for f in files}
+    again = UT.run_tofu(c, workdir, keep_params_for=("npo_rt",))
+    assert all(m["resumed"] for m in again["models"].values())
+    assert {f: os.stat(f).st_mtime_ns for f in files} == before
+    a, b = res["runs"]["forget10"]["npo_rt"]["epochs"], again["runs"]["forget10"]["npo_rt"]["epochs"]
+    assert [e["forget_quality"] for e in a] == [e["forget_quality"] for e in b]
+    c.relearn.steps = (0, 6)
+    c.relearn.lr = 1e-2
+    rel = UT.run_relearn(c, workdir, again)
+    pts = rel["runs"]["npo_rt"]["points"]
+    assert pts[0]["forget_prob"] == pytest.approx(a[-1]["forget_prob"], rel=1e-5)
+    assert pts[1]["forget_prob"] > 1.5 * pts[0]["forget_prob"], pts
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("tofu.source", "hf", r"config.tofu.source='hf' is invalid: expected one of \['synthetic', 'tofu'\]"),
+    ("tofu.unlearn.methods", ("npo", "rmu"), r"config.tofu.unlearn.methods=.* distinct names from"),
+    ("tofu.unlearn.hparams.npo_rt", {"alpha": 1.0}, r"config.tofu.unlearn.hparams.npo_rt=.*expected a subset of"),
+    ("tofu.finetune.warmup_epochs", 30, r"config.tofu.finetune.warmup_epochs=30 is invalid"),
+    ("tofu.model.n_heads", 3, r"config.tofu.model.n_heads=3 is invalid: expected a divisor of d_model=32"),
+    ("tofu.checkpoint", "/nonexistent/llama", r"config.tofu.checkpoint='/nonexistent/llama' is invalid"),
+    ("relearn.methods", ("simnpo_rt",), r"config.relearn.methods=.* methods of tofu.unlearn.methods"),
+    ("relearn.steps", (2, 5), r"config.relearn.steps=\(2, 5\) is invalid: expected increasing integers"),
+])
+def test_bad_config_errors(field, value, match):
+    c = _config()
+    node = c
+    *path, last = field.split(".")
+    for p in path:
+        node = node[p]
+    if isinstance(value, dict):
+        node[last] = ml_collections.ConfigDict(value)
+    else:
+        node[last] = value
+    with pytest.raises(common.ConfigError, match=match):
+        UT.validate_tofu(c)
+        UT.validate_relearn(c)
+
+
+def test_missing_tofu_dir_names_the_field(tmp_path):
+    c = _config()
+    c.tofu.source = "tofu"
+    c.tofu.data_dir = str(tmp_path / "no_tofu_here")
+    with pytest.raises(common.ConfigError, match=r"config.tofu.data_dir=.* TOFU JSON files .*source='synthetic'"):
+        UT.validate_tofu(c)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(TOFU_DIR, "full.json")), reason="no ../shared/data/tofu")
+def test_real_tofu_subset_loads():
+    """The real TOFU files with retain_authors=3: the 20 forget10 authors (400 QA) + 3 others; the evaluation sets
+    keep their sizes where their authors are kept (forget10_perturbed 400; real authors 100; world facts 117)."""
+    c = _config()
+    c.tofu.source, c.tofu.data_dir, c.tofu.retain_authors = "tofu", "../shared/data/tofu", 3
+    UT.validate_tofu(c)
+    d = UT.load_data(c.tofu)
+    assert len(d["train"]["forget10"]) == 400 and len(d["train"]["full"]) == 460
+    assert len(d["train"]["retain90"]) == 60
+    ev = d["eval"]["forget10"]
+    assert len(ev["forget"]) == 400 and len(ev["real_authors"]) == 100 and len(ev["world_facts"]) == 117
+    assert 0 < len(ev["retain"]) <= 60 + 20  # retain_perturbed items of the 3 kept authors
+    assert len(d["pretrain"]) == 217 and len(d["idk"]) == 100
+
+
+def _llama_with_tokenizer(directory, records):
+    """tests/lib/hf_fixtures.save_tiny("llama") (vocab 97) plus a word-level tokenizer.json over the 94 most
+    frequent words of the data and <unk>, <s>, </s> (nothing downloaded)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+    from hf_fixtures import VOCAB, save_tiny
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from lib import text
+
+    save_tiny("llama", directory)
+    counts = {}
+    for r in records:
+        for w in text.words(r["question"] + " " + r["answer"]):
+            counts[w] = counts.get(w, 0) + 1
+    words = sorted(counts, key=lambda w: (-counts[w], w))[: VOCAB - 3]
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(os.path.join(directory, "tokenizer.json"))
+
+
+@pytest.mark.slow
+def test_tiny_llama_checkpoint_through_the_pipeline(tmp_path):
+    """The real-weights config (configs/npo/tofu_llama.py) on a tiny random Llama checkpoint + tokenizer.json: the
+    checkpoint is fine-tuned on `full` (its loss falls), the retain model and NPO+RT run, FQ/MU come out finite."""
+    pytest.importorskip("transformers")
+    from configs.npo import tofu_llama
+    from lib import tofu_synth
+
+    c = tofu_llama.get_config("smoke")
+    data = tofu_synth.generate_tofu_like(0, n_authors=10, n_questions=2, n_real_authors=4, n_world_facts=4)
+    _llama_with_tokenizer(str(tmp_path / "ckpt"), data["full"])
+    c.tofu.checkpoint = str(tmp_path / "ckpt")
+    c.tofu.source = "synthetic"
+    c.tofu.synth = ml_collections.ConfigDict(dict(seed=0, n_authors=10, n_questions=2, n_real_authors=4,
+                                                  n_world_facts=4))
+    c.tofu.retain_seeds = (0,)
+    c.tofu.finetune.epochs, c.tofu.finetune.lr, c.tofu.finetune.batch_size = 3, 3e-3, 8
+    c.tofu.unlearn.methods = ("npo_rt",)
+    c.tofu.unlearn.epochs = 1
+    UT.validate_tofu(c)
+    res = UT.run_tofu(c, str(tmp_path / "run"))
+    assert "Hugging Face checkpoint" in res["model"]
+    losses = res["models"]["original"]["losses"]
+    assert losses[-1] < losses[0], losses
+    ev = res["runs"]["forget10"]["npo_rt"]["epochs"][-1]
+    assert 0 <= ev["forget_quality"] <= 1 and np.isfinite(ev["model_utility"])

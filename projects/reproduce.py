@@ -48,14 +48,18 @@ REGISTRY: tuple[Project, ...] = (
             note="partially built: runs end to end, but no preset transitions within ≈3 CPU minutes; the best "
                  "(quick, ≈10 min) meets 2 of 4 transformer claims (projects/two_hop/README.md)"),
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)", built=True,
-            note="partially built: synthetic part (a) only; TOFU part (b) not yet (projects/npo/README.md)",
+            note="synthetic part (a) and TOFU part (b); quick runs (b) on the synthetic TOFU-like generator, the "
+                 "real-TOFU paper preset has not been run (projects/npo/README.md)",
             claims=("S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_forgets", "S.ga_retain_diverges",
                     "S.npo_plateaus", "S.npo_rt_best_tradeoff", "S.npo_beats_ga_without_retain",
-                    "S.alpha0_npo_rt_smallest", "S.ga_linear_npo_log_drift")),
+                    "S.alpha0_npo_rt_smallest", "S.ga_linear_npo_log_drift", "T.calibration_fq",
+                    "T.npo_rt_beats_ga_gd_idk", "T.ga_utility_collapses")),
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)", built=True,
-            note="partially built: Markov-chain part (a) only; TOFU (b) and relearning (c) not yet",
+            note="Markov chains (a), TOFU (b) and relearning (c); quick runs (b, c) on the synthetic TOFU-like "
+                 "generator, the real-TOFU paper preset has not been run (projects/simnpo/README.md)",
             claims=("M.reference_values", "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
-                    "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses")),
+                    "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses",
+                    "T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk", "R.relearning")),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)",
             built=True, claims=(
                 "SR.speedup_alpha05_roofline", "SR.speedup_alpha05_flops", "SR.gold_win_alpha05",

@@ -59,6 +59,22 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
         raise
 
 
+def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None:
+    """`np.savez` to a temporary file beside `path`, then an atomic rename: a reader (or a resumed run) sees the
+    old file or the whole new one, never half of it. Creates the parent directory."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def read_npz(path: str | os.PathLike) -> dict:
+    """Every array of an `.npz` file, loaded into memory (the file is closed)."""
+    with np.load(os.fspath(path)) as f:
+        return {k: f[k] for k in f.files}
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Reads a JSONL metrics file; a truncated last line (a killed writer) is skipped."""
     rows = []

@@ -40,7 +40,7 @@ from lib import losses as L
 from lib import text as T
 from lib import tofu_synth
 from lib import unlearning as U
-from lib.metrics import progress, write_json_atomic
+from lib.metrics import progress, read_npz, write_json_atomic, write_npz_atomic
 from lib.transformer import TransformerConfig, init_params
 from projects import common
 
@@ -54,17 +54,7 @@ AUTHOR_QA = 20  # real TOFU: 20 consecutive QA per author in full.json
 
 # ----------------------------------------------------------------------------------------------- files
 
-def save_npz(path: str, arrays: dict) -> None:
-    """Atomic: written to a temporary file, then renamed."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def load_npz(path: str) -> dict:
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+save_npz, load_npz = write_npz_atomic, read_npz  # atomic writes; a rerun resumes from finished pieces
 
 
 def params_to_arrays(params, prefix: str = "params/") -> dict:

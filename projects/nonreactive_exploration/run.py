@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib import mdp
-from lib.metrics import check_finite, progress
+from lib.metrics import check_finite, progress, write_npz_atomic
 from projects import common
 from projects.nonreactive_exploration import claims as claims_lib
 from projects.nonreactive_exploration import plots
@@ -209,13 +209,6 @@ def _point_path(workdir: str, k_off: int, batch: int) -> str:
     return os.path.join(workdir, "points", f"offline{k_off}_batch{batch}.npz")
 
 
-def _save_npz_atomic(path: str, arrays: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 _COMPILED: dict[str, object] = {}  # one jitted batch function per config (a notebook rerun does not recompile)
 
 
@@ -242,7 +235,7 @@ def run_offline_points(config, workdir: str) -> dict[int, dict[str, np.ndarray]]
                 keys = seed_keys(config, b * config.seed_batch, config.seed_batch)
                 res = jax.tree.map(np.asarray, batched(keys, jnp.int32(k)))
                 check_finite(b, res)
-                _save_npz_atomic(path, res)
+                write_npz_atomic(path, res)
                 bar.update(1)
             with np.load(path) as f:
                 out[k].append(dict(f))

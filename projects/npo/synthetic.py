@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.losses import dpo_from_logps, ga_from_logps, npo_from_logps
+from lib.metrics import read_npz, write_npz_atomic
 
 METHOD_NAMES = {"ga": "GA", "ga_rt": "GA+RT", "idk_rt": "IDK+RT", "npo": "NPO", "npo_rt": "NPO+RT",
                 "dpo_rt": "DPO+RT"}
@@ -234,19 +235,6 @@ def run_drift(data: dict, models: dict, *, lr: float, steps: int, eval_every: in
 # ----------------------------------------------------------------------------------------------- files
 
 
-def save_npz(path: str, arrays: dict) -> None:
-    """np.savez to a temporary name, then os.replace (atomic)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def load_npz(path: str) -> dict:
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-
-
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -304,11 +292,11 @@ def run_part(s, workdir: str, *, bar=None) -> dict:
         for alpha in alphas:
             path = os.path.join(workdir, "synthetic", f"{alpha_tag(alpha)}.npz")
             if os.path.exists(path):
-                res = _unflatten(load_npz(path))
+                res = _unflatten(read_npz(path))
                 res["resumed"] = True
             else:
                 res = run_alpha(s, float(alpha))
-                save_npz(path, _flatten(res))
+                write_npz_atomic(path, _flatten(res))
                 res["resumed"] = False
             res["in_main"] = float(alpha) in [float(a) for a in s.alphas]
             results[alpha_tag(alpha)] = res

@@ -23,7 +23,7 @@ import optax
 
 from lib import decoding, transformer
 from lib.checkpoint import Checkpointer
-from lib.metrics import MetricWriter, check_finite, progress
+from lib.metrics import MetricWriter, check_finite, progress, read_npz, write_npz_atomic
 from projects.speculative_rejection import tkl
 
 
@@ -142,8 +142,7 @@ def sample_responses(params, prompts, key, *, mc, n: int, max_new_tokens: int, t
 def rm_dataset(gen_params, gen_mc, *, config, lang: tkl.Language, path: str) -> dict:
     """Complete responses sampled from the trained generator with their gold rewards (cached atomically)."""
     if os.path.exists(path):
-        with np.load(path) as f:
-            return dict(f)
+        return read_npz(path)
     rc = config.reward_model
     rng = np.random.default_rng([config.seed, 2])
     per = rc.samples_per_prompt
@@ -161,9 +160,7 @@ def rm_dataset(gen_params, gen_mc, *, config, lang: tkl.Language, path: str) -> 
     responses = np.concatenate(chunks)
     rep_prompts = np.repeat(prompts, per, axis=0)
     data = {"prompts": rep_prompts, "responses": responses, "gold": tkl.gold_reward(rep_prompts, responses, lang)}
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **data)
-    os.replace(tmp, path)
+    write_npz_atomic(path, data)
     return data
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib import bandits
-from lib.metrics import progress
+from lib.metrics import progress, write_npz_atomic
 from projects import common
 from projects.trust import claims as claims_lib
 from projects.trust import offline_rl, plots
@@ -162,7 +162,7 @@ def complexity(inst: dict, config, *, cache_dir: str | None = None) -> dict:
            "seconds": np.float64(time.time() - t1), "compile_seconds": np.float64(compile_seconds),
            "num_draws": np.int64(num_draws)}
     if path:
-        _save_npz(path, out)
+        write_npz_atomic(path, out)
     return out
 
 
@@ -177,13 +177,6 @@ def _compiled(fn, args, kw):
     t0 = time.time()
     _COMPILED[sig] = fn.lower(*args, **kw).compile()
     return _COMPILED[sig], time.time() - t0
-
-
-def _save_npz(path: str, arrays: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 @functools.partial(jax.jit, static_argnames=("num_seeds", "batch_size", "delta"))
@@ -368,7 +361,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                         out = {k: f[k] for k in f.files}
                 else:
                     out = run_instance(inst, config, cache_dir=cache_dir)
-                    _save_npz(path, out)
+                    write_npz_atomic(path, out)
                 results[name] = {"instance": inst, **out}
                 bar.set_postfix_str(name, refresh=False)
                 bar.update(1)
@@ -383,7 +376,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                     rl = {k: f[k] for k in f.files}
             else:
                 rl = run_offline_rl(config, cache_dir=cache_dir)
-                _save_npz(rl_path, rl)
+                write_npz_atomic(rl_path, rl)
     t_claims = time.time()
     metrics, claims = claims_lib.compute(config, results, solver, rl)
     metrics["claims_seconds"] = time.time() - t_claims

@@ -17,7 +17,7 @@ import optax
 
 from lib import transformer
 from lib.checkpoint import Checkpointer
-from lib.metrics import MetricWriter, check_finite, progress
+from lib.metrics import MetricWriter, check_finite, progress, write_npz_atomic
 from projects import common
 from projects.two_hop import claims as claims_lib
 from projects.two_hop import data, llm, plots
@@ -165,12 +165,6 @@ def make_probe(config, *, batch_size: int, seed: int):
     return fn, batch
 
 
-def _save_npz_atomic(path: str, arrays: dict) -> None:
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     t0 = time.time()
@@ -199,7 +193,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             for s in np.flatnonzero(np.asarray(p["accuracy"]) > 0.95):
                 if f"seed{s}/0" not in snaps:  # first time this seed is solved: keep its previous params
                     snaps.update({f"seed{s}/{i}": x[s] for i, x in enumerate(jax.tree.leaves(prev))})
-                    _save_npz_atomic(snap_path, snaps)
+                    write_npz_atomic(snap_path, snaps)
             writer.write_scalars(step, {**metrics, **p})
             ckpt.maybe_save(step, state)
             bar.set_postfix({"acc": " ".join(f"{a:.2f}" for a in np.asarray(p["accuracy"]))}, refresh=False)

@@ -43,3 +43,23 @@ def test_write_json_atomic_leaves_no_temp_files(tmp_path):
     with pytest.raises(TypeError):
         metrics.write_json_atomic(tmp_path / "bad.json", {"a": object()})
     assert sorted(os.listdir(tmp_path)) == ["r.json"]
+
+
+def test_npz_written_atomically(tmp_path, monkeypatch):
+    """write_npz_atomic leaves the old file intact when the write fails, and read_npz returns every array."""
+    import numpy as np
+
+    from lib.metrics import read_npz, write_npz_atomic
+
+    path = tmp_path / "sub" / "a.npz"
+    write_npz_atomic(path, {"x": np.arange(3), "y": np.ones((2, 2))})
+    got = read_npz(path)
+    assert set(got) == {"x", "y"} and got["x"].tolist() == [0, 1, 2]
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError):
+        write_npz_atomic(path, {"x": np.zeros(5)})
+    assert read_npz(path)["x"].tolist() == [0, 1, 2]

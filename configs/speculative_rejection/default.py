@@ -9,7 +9,7 @@ Real checkpoints instead of the synthetic models: configs/speculative_rejection/
 Presets (2 CPU cores, measured times in projects/speculative_rejection/README.md):
   smoke  seconds: tiny models, 4 prompts, N0 = 4; the code path only.
   quick  generator d=64 (2 layers, 400 steps of 32 sequences), RM d=64 (initialised from the generator, 400 steps
-         on 8192 complete responses), 24 prompts, N0 = 16, Best-of-N up to 32·N0 = 512, α ∈ {0.1, 0.3, 0.5, 0.7, 0.9}.
+         on 8192 complete responses), 16 prompts, N0 = 16, Best-of-N up to 32·N0 = 512, α ∈ {0.1, 0.3, 0.5, 0.7, 0.9}.
   paper  the spec's §5.3 sizes: generator d=128 (2 layers, ≈0.4M parameters, 600 steps of 64 sequences), RM of
          the same shape trained on 16k complete responses, 100 prompts (the paper's count), α ∈ {0.1, …, 0.9}.
   Measured run times are in projects/speculative_rejection/README.md.
@@ -68,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.generator.train.update(dict(steps=400, batch_size=32, learning_rate=5e-3))
         c.reward_model.update(dict(d_model=64, num_samples=8192))
         c.reward_model.train.update(dict(steps=400, batch_size=32, learning_rate=3e-3))
-        c.experiment.update(dict(num_prompts=24, alphas=(0.1, 0.3, 0.5, 0.7, 0.9), wall_prompts=3,
+        c.experiment.update(dict(num_prompts=16, alphas=(0.1, 0.3, 0.5, 0.7, 0.9), wall_prompts=2,
                                  correlation_prompts=8))
     elif preset == "smoke":
         c.max_new_tokens = 32

@@ -61,7 +61,8 @@ REGISTRY: tuple[Project, ...] = (
                     "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses",
                     "T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk", "R.relearning")),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)",
-            built=True, claims=(
+            built=True, note="quick checks the pipeline (its small reward model is too weak for the claims); the "
+                             "paper preset is the experiment (projects/speculative_rejection/README.md)", claims=(
                 "SR.speedup_alpha05_roofline", "SR.speedup_alpha05_flops", "SR.gold_win_alpha05",
                 "SR.common_random_numbers", "SR.partial_final_correlation", "SR.bon_log_linear")),
     Project("trust", "Reliable Decisions in Data-Starved Bandits via Trust Region Enhancement (Zhang et al.; 2024)",

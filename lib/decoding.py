@@ -185,7 +185,8 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
                           score_fn: Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray],
                           alpha: float, memory_slots: int, max_new_tokens: int, b_cap: int, tau_min: int = 8,
                           bucket: int = 8, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                          eos_id: int | None = None, pad_id: int = 0, reprefill: bool = False) -> dict:
+                          eos_id: int | None = None, pad_id: int = 0, reprefill: bool = False,
+                          cost: dict | None = None) -> dict:
     """Speculative Rejection (Sun et al., NeurIPS 2024) for one prompt `[P]`.
 
     Start with b0 = min(b_cap, ⌊M/(P+τ_min)⌋) rows; generate until the KV memory budget M (token slots) is
@@ -201,6 +202,10 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     reprefill=True does what the official code does instead of gathering: after each rejection the survivors'
     caches are dropped and prompt + response so far is prefilled again (logged in "prefills"; same samples up
     to floating-point differences between a prefilled and an incrementally written cache).
+
+    cost: optional keyword arguments of `lib.compute_cost.schedule_cost` (gen=, rm= ModelDims; hw=, length_scale=,
+    batch_scale=): the result then carries "flops" (bucketed rows, as computed) and "roofline_seconds" (real rows, as
+    a simulated accelerator would run them).
 
     Returns dict: "candidates" (list of {row_id, tokens, length, score, finished, round}), "chosen" (row id),
     "chosen_tokens", "b0", "rounds" (list of {batch, bucket, start, end, kept} with lengths in tokens
@@ -270,9 +275,19 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
         active = active[np.array(survivors)]
     pool = [c for c in candidates.values() if not c.get("rejected")]
     chosen = min(pool, key=lambda c: (-c["score"], c["row_id"]))
-    return {"candidates": sorted(candidates.values(), key=lambda c: c["row_id"]), "chosen": chosen["row_id"],
-            "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
-            "rm_calls": rm_calls, "prefills": prefills, "wall_seconds": time.perf_counter() - t0}
+    out = {"candidates": sorted(candidates.values(), key=lambda c: c["row_id"]), "chosen": chosen["row_id"],
+           "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
+           "rm_calls": rm_calls, "prefills": prefills, "wall_seconds": time.perf_counter() - t0}
+    if cost is not None:
+        from lib import compute_cost
+
+        kw = dict(cost, prompt_len=P, prefills=prefills)
+        scale = {k: kw.pop(k) for k in ("length_scale", "batch_scale") if k in kw}
+        out["flops"] = compute_cost.schedule_cost(rounds, rm_calls, initial_batch=rounds[0]["bucket"], **kw)["flops"]
+        real = [{**r, "bucket": r["batch"]} for r in rounds]
+        out["roofline_seconds"] = compute_cost.schedule_cost(real, rm_calls, initial_batch=b0, **kw,
+                                                             **scale)["roofline_seconds"]
+    return out
 
 
 def improvement_score(method_best: np.ndarray, baseline_scores: list[np.ndarray]) -> float:

@@ -129,13 +129,9 @@ def run(config, workdir: str) -> dict:
                     gen.params, prompt, key, config=gen.config, alpha=alpha, memory_slots=M, max_new_tokens=T,
                     score_fn=lambda s, m, ids: score(rm.params, s, m), b_cap=e.b_cap_multiple * n0,
                     tau_min=e.tau_min, bucket=e.bucket, temperature=e.temperature, top_k=e.top_k, eos_id=eos,
-                    pad_id=pad, reprefill=e.reprefill)
+                    pad_id=pad, reprefill=e.reprefill, cost=dict(gen=gdims, rm=rdims, hw=hw))
                 c = res["chosen"]
-                flops = compute_cost.schedule_cost(res["rounds"], res["rm_calls"], prefills=res["prefills"],
-                                                   **kw)["flops"]
-                sim = compute_cost.schedule_cost([{**r, "bucket": r["batch"]} for r in res["rounds"]],
-                                                 res["rm_calls"], initial_batch=res["b0"], prefills=res["prefills"],
-                                                 **kw)["roofline_seconds"]
+                flops, sim = res["flops"], res["roofline_seconds"]
                 rec["spr"][str(alpha)] = {
                     "chosen": c, "b0": res["b0"], "rm": float(rm_scores[c]) if c < n_bon else res["chosen_score"],
                     "chosen_is_bon_sample": bool(c < n_bon and np.array_equal(res["chosen_tokens"],

@@ -175,17 +175,12 @@ class Setup:
             self.gen_params, prompt, key, config=self.gen_mc, score_fn=self.score_fn(prompt), alpha=alpha,
             memory_slots=memory_slots(self.config), max_new_tokens=self.config.max_new_tokens,
             b_cap=e.b_cap_multiple * e.device_batch, tau_min=e.tau_min, bucket=e.bucket,
-            temperature=e.temperature, top_k=e.top_k, eos_id=tkl.EOS, pad_id=tkl.PAD, reprefill=e.reprefill)
+            temperature=e.temperature, top_k=e.top_k, eos_id=tkl.EOS, pad_id=tkl.PAD, reprefill=e.reprefill,
+            cost=dict(gen=self.gen_dims, rm=self.rm_dims, hw=self.hw, **self.scale))
 
     def spr_cost(self, res: dict) -> dict:
         """FLOPs count the bucketed (computed) rows; the simulated accelerator sees the real rows."""
-        kw = dict(prompt_len=tkl.PROMPT_LEN, gen=self.gen_dims, rm=self.rm_dims, hw=self.hw,
-                  prefills=res.get("prefills", ()))
-        flops = compute_cost.schedule_cost(res["rounds"], res["rm_calls"], initial_batch=res["rounds"][0]["bucket"],
-                                           **kw)["flops"]
-        real = [{**r, "bucket": r["batch"]} for r in res["rounds"]]
-        sim = compute_cost.schedule_cost(real, res["rm_calls"], initial_batch=res["b0"], **kw, **self.scale)
-        return {"flops": flops, "roofline": sim["roofline_seconds"]}
+        return {"flops": res["flops"], "roofline": res["roofline_seconds"]}
 
     def device_cost(self, lengths: np.ndarray) -> dict:
         """One Best-of-N device (N0 rows; generation stops when all have finished), averaged over the

@@ -135,3 +135,20 @@ def test_reprefill_matches_gathered_kv(alpha):
     base = compute_cost.schedule_cost(b["rounds"], b["rm_calls"], **kwc)["flops"]
     more = compute_cost.schedule_cost(b["rounds"], b["rm_calls"], prefills=b["prefills"], **kwc)["flops"]
     assert (more > base) == bool(b["prefills"])
+
+
+def test_cost_counters_returned():
+    """With `cost=`, the result carries FLOPs of the computed (bucketed) rows and the roofline time of the real
+    rows, equal to pricing the returned logs by hand."""
+    from lib import compute_cost
+
+    dims = compute_cost.ModelDims(params_nonemb=1e3, d_model=16, n_layers=2, vocab=29)
+    res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), config=CFG, score_fn=toy_score, alpha=0.5,
+                                         memory_slots=20 * 6, max_new_tokens=T, b_cap=20, tau_min=2, bucket=8,
+                                         cost=dict(gen=dims, rm=dims, length_scale=16.0))
+    kw = dict(prompt_len=4, gen=dims, rm=dims)
+    assert res["flops"] == pytest.approx(compute_cost.schedule_cost(res["rounds"], res["rm_calls"], **kw)["flops"])
+    real = [{**r, "bucket": r["batch"]} for r in res["rounds"]]
+    sim = compute_cost.schedule_cost(real, res["rm_calls"], initial_batch=res["b0"], length_scale=16.0, **kw)
+    assert res["roofline_seconds"] == pytest.approx(sim["roofline_seconds"])
+    assert res["rounds"][0]["bucket"] == 24 and res["b0"] == 20  # padding rows are charged FLOPs only

@@ -18,7 +18,6 @@ rows unscaled).
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -26,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib import compute_cost, decoding, hf_import, transformer
-from lib.metrics import progress, write_json_atomic
 from projects import common
 
 
@@ -95,65 +93,51 @@ def run(config, workdir: str) -> dict:
                                flops_per_s=config.cost.flops_per_s)
     gdims, rdims = _dims(gen), _dims(rm)
     score = jax.jit(lambda p, s, m: transformer.forward(p, s, config=rm.config, attention_mask=m)["score"])
-    pdir = os.path.join(workdir, "prompts")
-    os.makedirs(pdir, exist_ok=True)
-    records = []
-    ps = prompt_ids(config, gen)
-    with progress(len(ps), desc="prompts", unit="prompt") as bar:
-        for j, prompt in enumerate(ps):
-            path = os.path.join(pdir, f"{j:04d}.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-                bar.update(1)
-                continue
-            P = len(prompt)
-            M = n0 * (P + T)
-            key = synth.prompt_key(config, j)
-            n_bon = n0 * e.bon_multiples[-1]
-            rep = jnp.broadcast_to(jnp.asarray(prompt), (n_bon, P))
-            out = decoding.generate(gen.params, rep, jnp.ones_like(rep), key, config=gen.config, max_new_tokens=T,
-                                    temperature=e.temperature, top_k=e.top_k, eos_id=eos, pad_id=pad)
-            toks, lengths = np.asarray(out["tokens"]), np.asarray(out["lengths"])
-            seq = np.concatenate([np.broadcast_to(prompt, (n_bon, P)), toks], 1)
-            mask = (np.arange(P + T)[None] < (P + lengths)[:, None]).astype(np.int32)
-            rm_scores = np.asarray(score(rm.params, jnp.asarray(seq), jnp.asarray(mask)))
-            kw = dict(prompt_len=P, gen=gdims, rm=rdims, hw=hw)
-            dev = [compute_cost.best_of_n_cost(n0, device_batch=n0, max_new_tokens=int(d.max()), **kw)
-                   for d in lengths.reshape(-1, n0)]
-            rec = {"prompt": prompt.tolist(), "rm": rm_scores.tolist(), "lengths": lengths.tolist(),
-                   "device_cost": {"flops": float(np.mean([d["flops"] for d in dev])),
-                                   "roofline": float(np.mean([d["roofline_seconds"] for d in dev]))}, "spr": {}}
-            for alpha in e.alphas:
-                res = decoding.speculative_rejection(
-                    gen.params, prompt, key, config=gen.config, alpha=alpha, memory_slots=M, max_new_tokens=T,
-                    score_fn=lambda s, m, ids: score(rm.params, s, m), b_cap=e.b_cap_multiple * n0,
-                    tau_min=e.tau_min, bucket=e.bucket, temperature=e.temperature, top_k=e.top_k, eos_id=eos,
-                    pad_id=pad, reprefill=e.reprefill, cost=dict(gen=gdims, rm=rdims, hw=hw))
-                c = res["chosen"]
-                flops, sim = res["flops"], res["roofline_seconds"]
-                rec["spr"][str(alpha)] = {
-                    "chosen": c, "b0": res["b0"], "rm": float(rm_scores[c]) if c < n_bon else res["chosen_score"],
-                    "chosen_is_bon_sample": bool(c < n_bon and np.array_equal(res["chosen_tokens"],
-                                                                              toks[c, :lengths[c]])),
-                    "rounds": res["rounds"], "rm_calls": res["rm_calls"], "cost": {"flops": flops, "roofline": sim},
-                    "wall_seconds": res["wall_seconds"]}
-            records.append(rec)
-            write_json_atomic(path, rec)
-            bar.update(1)
-    return aggregate(records, config)
+
+    def evaluate(j: int, prompt: np.ndarray) -> dict:
+        P = len(prompt)
+        M = n0 * (P + T)
+        key = synth.prompt_key(config, j)
+        n_bon = n0 * e.bon_multiples[-1]
+        rep = jnp.broadcast_to(jnp.asarray(prompt), (n_bon, P))
+        out = decoding.generate(gen.params, rep, jnp.ones_like(rep), key, config=gen.config, max_new_tokens=T,
+                                temperature=e.temperature, top_k=e.top_k, eos_id=eos, pad_id=pad)
+        toks, lengths = np.asarray(out["tokens"]), np.asarray(out["lengths"])
+        seq = np.concatenate([np.broadcast_to(prompt, (n_bon, P)), toks], 1)
+        mask = (np.arange(P + T)[None] < (P + lengths)[:, None]).astype(np.int32)
+        rm_scores = np.asarray(score(rm.params, jnp.asarray(seq), jnp.asarray(mask)))
+        kw = dict(prompt_len=P, gen=gdims, rm=rdims, hw=hw)
+        dev = [compute_cost.best_of_n_cost(n0, device_batch=n0, max_new_tokens=int(d.max()), **kw)
+               for d in lengths.reshape(-1, n0)]
+        rec = {"prompt": prompt.tolist(), "rm": rm_scores.tolist(), "lengths": lengths.tolist(),
+               "device_cost": {"flops": float(np.mean([d["flops"] for d in dev])),
+                               "roofline": float(np.mean([d["roofline_seconds"] for d in dev]))}, "spr": {}}
+        for alpha in e.alphas:
+            res = decoding.speculative_rejection(
+                gen.params, prompt, key, config=gen.config, alpha=alpha, memory_slots=M, max_new_tokens=T,
+                score_fn=lambda s, m, ids: score(rm.params, s, m), b_cap=e.b_cap_multiple * n0,
+                tau_min=e.tau_min, bucket=e.bucket, temperature=e.temperature, top_k=e.top_k, eos_id=eos,
+                pad_id=pad, reprefill=e.reprefill, cost=dict(gen=gdims, rm=rdims, hw=hw))
+            c = res["chosen"]
+            flops, sim = res["flops"], res["roofline_seconds"]
+            rec["spr"][str(alpha)] = {
+                "chosen": c, "b0": res["b0"], "rm": float(rm_scores[c]) if c < n_bon else res["chosen_score"],
+                "chosen_is_bon_sample": bool(c < n_bon and np.array_equal(res["chosen_tokens"],
+                                                                          toks[c, :lengths[c]])),
+                "rounds": res["rounds"], "rm_calls": res["rm_calls"], "cost": {"flops": flops, "roofline": sim},
+                "wall_seconds": res["wall_seconds"]}
+        return rec
+
+    return aggregate(synth.per_prompt_records(workdir, prompt_ids(config, gen), evaluate), config)
 
 
 def aggregate(records: list[dict], config) -> dict:
     """Improvement score, relative compute and speedup per cost model under the selecting reward model."""
+    from projects.speculative_rejection import run as synth
+
     e = config.experiment
     n0, mult = e.device_batch, list(e.bon_multiples)
-    base = [(decoding.expected_best_of(np.asarray(r["rm"]), n0), -decoding.expected_best_of(-np.asarray(r["rm"]), n0))
-            for r in records]
-
-    def imp(best):
-        vals = [(b - mx) / (mx - mn) for b, (mx, mn) in zip(best, base, strict=True) if mx > mn]
-        return 100.0 * (1.0 + float(np.mean(vals))) if vals else float("nan")
+    imp = synth.improvement_fn(records, n0)
 
     m = {"num_prompts": len(records), "device_batch": n0, "bon/multiples": mult}
     bon = [imp([decoding.expected_best_of(np.asarray(r["rm"]), n0 * k) for r in records]) for k in mult]
@@ -167,9 +151,5 @@ def aggregate(records: list[dict], config) -> dict:
         m[f"{p}/chosen_is_bon_sample"] = float(np.mean([x["chosen_is_bon_sample"] for x in s]))
         for c in ("flops", "roofline"):
             m[f"{p}/rel_{c}"] = float(np.sum([x["cost"][c] for x in s])) / dev[c]
-            try:
-                m[f"{p}/speedup_{c}"] = decoding.speedup(np.asarray(mult, float), np.asarray(bon),
-                                                         m[f"{p}/rel_{c}"], m[f"{p}/score"])["speedup"]
-            except ValueError:  # a Best-of-N curve that is not increasing (tiny random models)
-                m[f"{p}/speedup_{c}"] = float("nan")
+            m[f"{p}/speedup_{c}"] = synth.speedup_or_nan(mult, bon, m[f"{p}/rel_{c}"], m[f"{p}/score"])[0]
     return m

@@ -258,6 +258,48 @@ def time_prompt(setup: Setup, prompt: np.ndarray, j: int) -> dict:
     return out
 
 
+def improvement_fn(records: list[dict], n0: int):
+    """The paper's improvement score (Best-of-N0 = 100) as a function of each prompt's best RM score, with
+    Best-of-N0's max and min taken in expectation over N0-subsets of the prompt's samples (`record["rm"]`)."""
+    base = [(decoding.expected_best_of(np.asarray(r["rm"]), n0), -decoding.expected_best_of(-np.asarray(r["rm"]), n0))
+            for r in records]
+
+    def imp(best) -> float:
+        vals = [(b - mx) / (mx - mn) for b, (mx, mn) in zip(best, base, strict=True) if mx > mn]
+        return 100.0 * (1.0 + float(np.mean(vals))) if vals else float("nan")
+
+    return imp
+
+
+def speedup_or_nan(mult, bon_score, rel: float, score: float) -> tuple[float, bool]:
+    """`lib.decoding.speedup` on the Best-of-N curve (relative compute N/N0); NaN when the curve does not
+    increase (tiny or random models)."""
+    try:
+        sp = decoding.speedup(np.asarray(mult, float), np.asarray(bon_score, float), rel, score)
+        return sp["speedup"], sp["extrapolated"]
+    except ValueError:
+        return float("nan"), True
+
+
+def per_prompt_records(workdir: str, items, evaluate) -> list[dict]:
+    """`evaluate(j, item)` for every item, each record written atomically to `workdir/prompts/<j>.json` and read
+    back on a rerun (resume)."""
+    pdir = os.path.join(workdir, "prompts")
+    os.makedirs(pdir, exist_ok=True)
+    records = []
+    with progress(len(items), desc="prompts", unit="prompt") as bar:
+        for j, item in enumerate(items):
+            path = os.path.join(pdir, f"{j:04d}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    records.append(json.load(f))
+            else:
+                records.append(evaluate(j, item))
+                write_json_atomic(path, records[-1])
+            bar.update(1)
+    return records
+
+
 def _win(g_method: float, gold_sorted_by_rm: np.ndarray, w: np.ndarray) -> float:
     return float(np.dot(w, (g_method > gold_sorted_by_rm) + 0.5 * (g_method == gold_sorted_by_rm)))
 
@@ -268,15 +310,7 @@ def aggregate(records: list[dict], walls: list[dict], config) -> dict:
     n0, mult = e.device_batch, list(e.bon_multiples)
     m: dict = {"num_prompts": len(records), "device_batch": n0, "memory_slots": memory_slots(config),
                "b0": b0_of(config), "max_new_tokens": config.max_new_tokens}
-    base = []
-    for r in records:
-        rm = np.asarray(r["rm"])
-        base.append((decoding.expected_best_of(rm, n0), -decoding.expected_best_of(-rm, n0)))
-
-    def imp(best):  # the paper's improvement score with Best-of-N0's max and min taken in expectation
-        vals = [(b - mx) / (mx - mn) for b, (mx, mn) in zip(best, base, strict=True) if mx > mn]
-        return 100.0 * (1.0 + float(np.mean(vals)))
-
+    imp = improvement_fn(records, n0)
     w0 = [None] * len(records)
     for i, r in enumerate(records):
         rm, gold = np.asarray(r["rm"]), np.asarray(r["gold"])
@@ -318,11 +352,7 @@ def aggregate(records: list[dict], walls: list[dict], config) -> dict:
             rel["wall"] = float(np.sum([w[a] for w in walls])) / wall_dev
         for c, v in rel.items():
             m[f"{p}/rel_{c}"] = v
-            try:
-                sp = decoding.speedup(np.asarray(mult, float), np.asarray(bon_score), v, score)
-                m[f"{p}/speedup_{c}"], m[f"{p}/speedup_{c}_extrapolated"] = sp["speedup"], sp["extrapolated"]
-            except ValueError:
-                m[f"{p}/speedup_{c}"], m[f"{p}/speedup_{c}_extrapolated"] = float("nan"), True
+            m[f"{p}/speedup_{c}"], m[f"{p}/speedup_{c}_extrapolated"] = speedup_or_nan(mult, bon_score, v, score)
     corr = [r["correlation"] for r in records if "correlation" in r]
     for tau in e.correlation_taus:
         for key in ("pearson_rm", "kendall_rm", "pearson_gold", "pearson_rm_gold"):
@@ -355,19 +385,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     setup = Setup(config, gen_params, gen_mc, rm_params, rm_mc)
     t_train = time.perf_counter() - t_start
     ps = prompts(config)
-    pdir = os.path.join(workdir, "prompts")
-    os.makedirs(pdir, exist_ok=True)
-    records = []
-    with progress(len(ps), desc="prompts", unit="prompt") as bar:
-        for j, prompt in enumerate(ps):
-            path = os.path.join(pdir, f"{j:04d}.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-            else:
-                records.append(evaluate_prompt(setup, prompt, j))
-                write_json_atomic(path, records[-1])
-            bar.update(1)
+    records = per_prompt_records(workdir, ps, lambda j, prompt: evaluate_prompt(setup, prompt, j))
     wall_path = os.path.join(workdir, "wall.json")
     if os.path.exists(wall_path):
         with open(wall_path) as f:

@@ -11,7 +11,7 @@ project): accuracy, P(target end), P(distractor end) and the three attention sco
     python -m projects.two_hop.sweep --plan=tiny --out=/tmp/sweep           # seconds: checks the code path
 
 Writes `<out>/sweep.txt` (one line per setting: the jump step of every seed) and `<out>/<group>.npz` (curves).
-Only `lib.transformer` and `projects.two_hop.data` are imported, so it runs where ml_collections is missing.
+Only `lib`, `projects.two_hop.data` and `.claims` are imported, so it runs where ml_collections is missing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from absl import app, flags
 
 from lib import transformer
 from projects.two_hop import data
+from projects.two_hop.claims import find_jump
 
 _PLAN = flags.DEFINE_string("plan", "tiny", "tiny | gpu")
 _OUT = flags.DEFINE_string("out", "/tmp/two_hop_sweep", "output folder")
@@ -69,17 +70,6 @@ def model_config(d_model: int, mlp: str, n_nodes: int) -> transformer.Transforme
         vocab_size=data.vocab_size(n_nodes), d_model=d_model, n_layers=3, n_heads=1, max_len=256,
         positions="learned", norm="layernorm", norm_eps=1e-5, prenorm=True, mlp=mlp, d_ff=4 * d_model,
         tied_head=False, qkv_bias=False, out_bias=False, mlp_bias=False, norm_bias=True, init="torch")
-
-
-def find_jump(step, acc, window=300):
-    hi = np.flatnonzero(acc > 0.95)
-    if hi.size == 0:
-        return None
-    lo = np.flatnonzero(acc[: hi[0]] < 0.5)
-    if lo.size == 0:
-        return None
-    t_lo, t_hi = int(step[lo[-1]]), int(step[hi[0]])
-    return (t_lo, t_hi) if t_hi - t_lo <= window else None
 
 
 def run_group(g: dict, n_seeds: int, deadline: float, t_start: float, out: str, log) -> None:
@@ -164,7 +154,7 @@ def run_group(g: dict, n_seeds: int, deadline: float, t_start: float, out: str, 
         jumps, attn, finals = [], [], []
         for r in [j for j, (ii, _) in enumerate(runs) if ii == i]:
             acc = cv[:, r, 0]
-            jp = find_jump(step, acc)
+            jp = find_jump(step, acc, 300)
             jumps.append(str(jp[1]) if jp else f"-({acc[-1]:.2f})")
             if jp:
                 k = int(np.flatnonzero(step == jp[1])[0])

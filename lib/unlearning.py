@@ -632,9 +632,16 @@ def batch_indices(n: int, batch_size: int, *, seed: int, shuffle: bool = True) -
     return [padded[i * batch_size:(i + 1) * batch_size] for i in range(k)]
 
 
-def take(batch: dict, idx) -> dict:
-    """Rows `idx` of every array in an encoded batch."""
-    return {k: np.asarray(v)[idx] for k, v in batch.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+def take(batch: dict, idx, *, trim: int = 0) -> dict:
+    """Rows `idx` of every array in an encoded batch. With `trim` > 0 the `[n, L]` arrays are cut to these rows'
+    longest `attention_mask` row rounded up to a multiple of `trim` (right padding only: nothing scored is cut), so a
+    batch of short rows does not pay for the data set's longest one (at most L / trim shapes to compile)."""
+    out = {k: np.asarray(v)[idx] for k, v in batch.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+    if trim and "attention_mask" in out:
+        L = out["attention_mask"].shape[1]
+        n = min(L, _bucket(max(int(out["attention_mask"].sum(1).max()), 1), trim))
+        out = {k: (v[:, :n] if v.ndim == 2 and v.shape[1] == L else v) for k, v in out.items()}
+    return out
 
 
 # --- evaluation glue ---------------------------------------------------------------------------------------------

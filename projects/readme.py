@@ -2,11 +2,15 @@
 
     python -m projects.readme ltb_icl                       # from runs/ltb_icl/results.json
     python -m projects.readme ltb_icl --results path/to/results.json
+    python -m projects.readme npo --results projects/npo/runs_h100_tofu/results.json --block results_tofu \
+        --figure_prefix h100_                               # a second block, e.g. a GPU run of another preset
 
 Replaces the block between `<!-- results:start -->` and `<!-- results:end -->` in
 `projects/<p>/README.md` with the claims table and the run's plots (copied to
 `projects/<p>/figures/`), and the project's row between
-`<!-- projects:start -->` / `<!-- projects:end -->` in the top-level README.md.
+`<!-- projects:start -->` / `<!-- projects:end -->` in the top-level README.md. `--block TAG` fills
+`<!-- TAG:start -->` ... `<!-- TAG:end -->` instead (the top-level table is left alone then), and
+`--figure_prefix` names the copied plots so that two runs' figures do not overwrite each other.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ def main(argv=None) -> None:
     ap.add_argument("project")
     ap.add_argument("--results", default="")
     ap.add_argument("--runs_dir", default="runs")
+    ap.add_argument("--block", default="results", help="the README block to fill: <!-- BLOCK:start -->")
+    ap.add_argument("--figure_prefix", default="", help="prefix for the plots copied to projects/<p>/figures/")
     args = ap.parse_args(argv)
     path = args.results or os.path.join(args.runs_dir, args.project, "results.json")
     with open(path, encoding="utf-8") as f:
@@ -78,14 +84,19 @@ def main(argv=None) -> None:
     readme = os.path.join(ROOT, "projects", args.project, "README.md")
     figures = os.path.join(ROOT, "projects", args.project, "figures")
     os.makedirs(figures, exist_ok=True)
-    for plot in results.get("plots", []):  # the README shows the plots of the run it quotes
-        shutil.copyfile(os.path.join(os.path.dirname(path), plot), os.path.join(figures, plot))
+    plots = results.get("plots", [])
+    for plot in plots:  # the README shows the plots of the run it quotes
+        shutil.copyfile(os.path.join(os.path.dirname(path), plot), os.path.join(figures, args.figure_prefix + plot))
     try:  # a project may render a richer block (extra tables) with projects/<p>/readme.py: render(results)
         render = importlib.import_module(f"projects.{args.project}.readme").render
     except ModuleNotFoundError:
         render = claims_table
-    block = render(results) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in results.get("plots", []))
-    _write(readme, _replace(open(readme, encoding="utf-8").read(), "results", block))
+    names = [args.figure_prefix + p for p in plots]
+    block = render(results) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in names)
+    _write(readme, _replace(open(readme, encoding="utf-8").read(), args.block, block))
+    if args.block != "results":
+        print(f"updated the {args.block} block of {readme}")
+        return
     top = os.path.join(ROOT, "README.md")
     _write(top, _replace(open(top, encoding="utf-8").read(), "projects", project_rows(args.runs_dir)))
     print(f"updated {readme} and {top}")

@@ -138,6 +138,7 @@ def validate_tofu(config, key: str = "tofu") -> None:
     common.require_int(config, f"{key}.finetune.batch_size", min_value=1)
     common.require_float(config, f"{key}.finetune.lr", min_value=0.0, strict=True)
     common.require_int(config, f"{key}.finetune.warmup_epochs", min_value=0)
+    common.require_int(config, f"{key}.finetune.trim", min_value=0)
     common.require_float(config, f"{key}.finetune.weight_decay", min_value=0.0)
     common.require_int(config, f"{key}.finetune.seed", min_value=0)
     common.require(f.warmup_epochs < f.epochs, f"{key}.finetune.warmup_epochs", f.warmup_epochs,
@@ -335,7 +336,8 @@ def finetune(params, cfg, tok, records: list[dict], f, *, seed: int, bar=None) -
     for e in range(f.epochs):
         ls = []
         for idx in U.batch_indices(n, min(f.batch_size, n), seed=seed * 100_003 + e):
-            params, state, m = U.finetune_step(params, state, U.take(enc, idx), config=cfg, optimizer=opt)
+            params, state, m = U.finetune_step(params, state, U.take(enc, idx, trim=f.trim), config=cfg,
+                                                     optimizer=opt)
             ls.append(m["loss"])
         epoch_losses.append(float(np.mean([float(x) for x in ls])))
         if bar is not None:
@@ -644,6 +646,7 @@ def tofu_metrics(tofu: dict, t) -> dict:
             m[f"{pre}/best_fq_comparable_mu"], m[f"{pre}/best_fq_epoch"], m[f"{pre}/best_fq_mu"] = fq, ep, mu
             m[f"{pre}/peak_fq"] = max(e["forget_quality"] for e in run["epochs"])
             m[f"{pre}/seconds"] = run["seconds"]
+            m[f"{pre}/lr"] = run["lr"]
     return m
 
 
@@ -839,3 +842,36 @@ def relearn_plot(workdir: str, rel: dict, name: str = "relearn.png") -> list[str
     fig.tight_layout()
     fig.savefig(os.path.join(workdir, name), dpi=110)
     return [name]
+
+
+# ----------------------------------------------------------------------------------------------- README tables
+
+_METHOD_NAMES = {"ga": "GA", "gd": "GD", "kl": "KL", "idk": "IDK", "dpo": "DPO", "dpo_rt": "DPO+RT", "npo": "NPO",
+                 "npo_rt": "NPO+RT", "npo_kl": "NPO+KL", "simnpo": "SimNPO", "simnpo_rt": "SimNPO (+RT)"}
+
+
+def epoch_tables(results: dict) -> str:
+    """Markdown: per forget split, each method's FQ / MU after every unlearning epoch, read from a results.json's
+    `tofu/<split>/<method>/{fq,mu}_per_epoch` metrics (for projects.readme; nothing typed by hand)."""
+    m = results["metrics"]
+    out = []
+    splits = sorted({k.split("/")[1] for k in m if k.startswith("tofu/") and k.endswith("/fq_per_epoch")})
+    for split in splits:
+        methods = [k.split("/")[2] for k in m if k.startswith(f"tofu/{split}/") and k.endswith("/fq_per_epoch")]
+        n = max(len(m[f"tofu/{split}/{x}/fq_per_epoch"]) for x in methods)
+        head = [f"FQ / MU after each unlearning epoch, {split} ({m.get('tofu/data', '')}; {m.get('tofu/model', '')}).",
+                ""]
+        if f"tofu/{split}/original/forget_quality" in m:
+            head += [f"Before unlearning: fine-tuned FQ {fmt(m[f'tofu/{split}/original/forget_quality'])}, MU "
+                     f"{m[f'tofu/{split}/original/model_utility']:.2f}.", ""]
+        lrs = {x: m.get(f"tofu/{split}/{x}/lr") for x in methods}
+        with_lr = any(v is not None for v in lrs.values())
+        rows = ["| method | " + ("lr | " if with_lr else "") + " | ".join(f"ep {e + 1}" for e in range(n)) + " |",
+                "|---|" + ("---|" if with_lr else "") + "---|" * n]
+        for x in methods:
+            fq, mu = m[f"tofu/{split}/{x}/fq_per_epoch"], m[f"tofu/{split}/{x}/mu_per_epoch"]
+            cells = [f"{fmt(a)} / {b:.2f}" for a, b in zip(fq, mu, strict=True)] + [""] * (n - len(fq))
+            lr = ([f"{lrs[x]:g}" if lrs[x] is not None else ""] if with_lr else [])
+            rows.append("| " + " | ".join([_METHOD_NAMES.get(x, x), *lr, *cells]) + " |")
+        out.append("\n".join(head + rows))
+    return "\n\n".join(out)

@@ -320,3 +320,25 @@ def test_hf_qa_format_with_a_tiny_tokenizers_vocab():
     assert text.encode_prompts(fmt, ["Who?", "Who wrote it?"])["prompt_ids"][0].tolist()[:2] == [2, 2]
     with pytest.raises(ValueError, match="token '<pad>' is not in the tokenizer's vocabulary"):
         text.HFQAFormat(tk, pad_token="<pad>")
+
+
+def test_take_trim_cuts_only_padding_and_keeps_the_step():
+    """take(trim=k) cuts a batch to its longest row rounded up to k; the fine-tuning step's loss is unchanged."""
+    import jax
+    import optax
+
+    from lib.transformer import TransformerConfig, init_params
+    recs = [("who", "a b"), ("what is it", "c d e f g h i j k l m n o p q r s t")]
+    tok = text.WordTokenizer.from_records([{"question": q, "answer": a} for q, a in recs])
+    enc = text.encode_qa(tok, [q for q, _ in recs], [a for _, a in recs], max_len=64)
+    short = U.take(enc, np.array([0, 0]), trim=8)
+    assert short["input_ids"].shape == (2, 8) and enc["input_ids"].shape == (2, 64)
+    assert int(enc["attention_mask"][0].sum()) <= 8
+    both = U.take(enc, np.array([0, 1]), trim=8)
+    assert both["input_ids"].shape[1] == 8 * -(-int(enc["attention_mask"][1].sum()) // 8)
+    cfg = TransformerConfig(vocab_size=len(tok), d_model=16, n_layers=1, n_heads=2, max_len=64)
+    params = init_params(cfg, jax.random.key(0))
+    opt = optax.sgd(0.0)
+    full = U.finetune_step(params, opt.init(params), U.take(enc, np.array([0, 1])), config=cfg, optimizer=opt)[2]
+    cut = U.finetune_step(params, opt.init(params), both, config=cfg, optimizer=opt)[2]
+    np.testing.assert_allclose(float(cut["loss"]), float(full["loss"]), rtol=1e-5)

@@ -170,3 +170,19 @@ def test_tiny_llama_checkpoint_through_the_pipeline(tmp_path):
     assert losses[-1] < losses[0], losses
     ev = res["runs"]["forget10"]["npo_rt"]["epochs"][-1]
     assert 0 <= ev["forget_quality"] <= 1 and np.isfinite(ev["model_utility"])
+
+
+def test_epoch_tables_render_every_method_and_epoch():
+    """The README's per-epoch table is read from results.json metrics (nothing typed by hand)."""
+    m = {"tofu/data": "d", "tofu/model": "m", "tofu/forget10/original/forget_quality": 1e-13,
+         "tofu/forget10/original/model_utility": 0.9,
+         "tofu/forget10/ga/fq_per_epoch": [1e-3, 0.5], "tofu/forget10/ga/mu_per_epoch": [0.8, 0.0],
+         "tofu/forget10/npo_rt/fq_per_epoch": [2e-4], "tofu/forget10/npo_rt/mu_per_epoch": [0.85],
+         "tofu/forget10/npo_rt/lr": 3e-4}
+    table = UT.epoch_tables({"metrics": m})
+    lines = table.splitlines()
+    assert "| method | lr | ep 1 | ep 2 |" in lines
+    assert "| GA |  | 0.001 / 0.80 | 0.500 / 0.00 |" in lines, table
+    assert "| NPO+RT | 0.0003 | 0.0002 / 0.85 |  |" in lines, table
+    assert "fine-tuned FQ 1e-13, MU 0.90" in table
+    assert UT.epoch_tables({"metrics": {}}) == ""

@@ -17,6 +17,7 @@ Shapes: input_ids `[batch, seq]`; logits `[batch, seq, vocab]`; hidden states `[
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import flax.linen as nn
@@ -112,11 +113,53 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
 
 
 def _dense(features, use_bias, name, config, init_std=0.02):
+    """An nn.Dense (parameters `name/kernel`, `name/bias`) applied as one 2-D matmul over the flattened
+    leading dimensions. Same math as Dense on `[b, t, d]`, but XLA's CPU backend then computes the
+    kernel gradient as a plain `[b·t, d]ᵀ·[b·t, n]` dot: a rank-3 input makes it transpose the incoming
+    gradient into a copy and fuse the whole residual-stream gradient chain into that copy, once per
+    layer (about a third of a training step on CPU, benchmarks/two_hop_step.py)."""
     if config.init == "torch":
-        return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
-                        bias_init=nn.initializers.zeros)
-    return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
-                    kernel_init=nn.initializers.normal(init_std))
+        layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
+                         bias_init=nn.initializers.zeros)
+    else:
+        layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
+                         kernel_init=nn.initializers.normal(init_std))
+
+    def apply(x):
+        return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], features)
+
+    return apply
+
+
+class _DenseParams(nn.Module):
+    """The parameters of an nn.Dense (same names, shapes, initialisers and RNG order), without applying it."""
+
+    features: int
+    use_bias: bool
+    config: TransformerConfig
+    init_std: float = 0.02
+
+    @nn.compact
+    def __call__(self, in_features):
+        torch_init = self.config.init == "torch"
+        kernel = self.param("kernel", _torch_uniform if torch_init else nn.initializers.normal(self.init_std),
+                            (in_features, self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32) if self.use_bias else None
+        return kernel, bias
+
+
+def _fused_dense(x, widths, use_bias, names, config):
+    """Several nn.Dense layers on the same input (parameters `names[i]/kernel`, `names[i]/bias`) computed as
+    one matmul against their concatenated kernels, then split: one `[b·t, d]·[d, Σ widths]` dot (and one
+    for each gradient) instead of len(names) narrower ones."""
+    dtype = config.dtype
+    params = [_DenseParams(w, use_bias, config, name=n)(x.shape[-1]) for w, n in zip(widths, names, strict=True)]
+    kernel = jnp.concatenate([k for k, _ in params], axis=1).astype(dtype)
+    y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(dtype), kernel)
+    if use_bias:
+        y = y + jnp.concatenate([bias for _, bias in params]).astype(dtype)
+    y = y.reshape(*x.shape[:-1], sum(widths))
+    return jnp.split(y, list(itertools.accumulate(widths))[:-1], axis=-1)
 
 
 def _embed_init(config, std):
@@ -130,9 +173,11 @@ class Attention(nn.Module):
     def __call__(self, x, *, positions, mask, cache_kv, cache_index, return_weights):
         c = self.config
         b, t, _ = x.shape
-        q = _dense(c.n_heads * c.head_dim, c.qkv_bias, "q", c)(x).reshape(b, t, c.n_heads, c.head_dim)
-        k = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "k", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
-        v = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "v", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        widths = (c.n_heads * c.head_dim, c.kv_heads * c.head_dim, c.kv_heads * c.head_dim)
+        q, k, v = _fused_dense(x, widths, c.qkv_bias, ("q", "k", "v"), c)
+        q = q.reshape(b, t, c.n_heads, c.head_dim)
+        k = k.reshape(b, t, c.kv_heads, c.head_dim)
+        v = v.reshape(b, t, c.kv_heads, c.head_dim)
         if c.positions == "rotary":
             q = attention.apply_rotary(q, positions, theta=c.rope_theta)
             k = attention.apply_rotary(k, positions, theta=c.rope_theta)

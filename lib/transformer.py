@@ -17,7 +17,6 @@ Shapes: input_ids `[batch, seq]`; logits `[batch, seq, vocab]`; hidden states `[
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
 import flax.linen as nn
@@ -115,9 +114,10 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
 def _dense(features, use_bias, name, config, init_std=0.02):
     """An nn.Dense (parameters `name/kernel`, `name/bias`) applied as one 2-D matmul over the flattened
     leading dimensions. Same math as Dense on `[b, t, d]`, but XLA's CPU backend then computes the
-    kernel gradient as a plain `[b·t, d]ᵀ·[b·t, n]` dot: a rank-3 input makes it transpose the incoming
-    gradient into a copy and fuse the whole residual-stream gradient chain into that copy, once per
-    layer (about a third of a training step on CPU, benchmarks/two_hop_step.py)."""
+    kernel gradient as a plain `[b·t, d]ᵀ·[b·t, n]` dot. With a rank-3 input it instead transposes the
+    incoming gradient into a copy and fuses the whole residual-stream gradient chain (every later
+    layer's norm backward) into that copy, once per layer: about a quarter of a training step on 2 CPU
+    cores (benchmarks/two_hop_step.py)."""
     if config.init == "torch":
         layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
                          bias_init=nn.initializers.zeros)
@@ -131,37 +131,6 @@ def _dense(features, use_bias, name, config, init_std=0.02):
     return apply
 
 
-class _DenseParams(nn.Module):
-    """The parameters of an nn.Dense (same names, shapes, initialisers and RNG order), without applying it."""
-
-    features: int
-    use_bias: bool
-    config: TransformerConfig
-    init_std: float = 0.02
-
-    @nn.compact
-    def __call__(self, in_features):
-        torch_init = self.config.init == "torch"
-        kernel = self.param("kernel", _torch_uniform if torch_init else nn.initializers.normal(self.init_std),
-                            (in_features, self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32) if self.use_bias else None
-        return kernel, bias
-
-
-def _fused_dense(x, widths, use_bias, names, config):
-    """Several nn.Dense layers on the same input (parameters `names[i]/kernel`, `names[i]/bias`) computed as
-    one matmul against their concatenated kernels, then split: one `[b·t, d]·[d, Σ widths]` dot (and one
-    for each gradient) instead of len(names) narrower ones."""
-    dtype = config.dtype
-    params = [_DenseParams(w, use_bias, config, name=n)(x.shape[-1]) for w, n in zip(widths, names, strict=True)]
-    kernel = jnp.concatenate([k for k, _ in params], axis=1).astype(dtype)
-    y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(dtype), kernel)
-    if use_bias:
-        y = y + jnp.concatenate([bias for _, bias in params]).astype(dtype)
-    y = y.reshape(*x.shape[:-1], sum(widths))
-    return jnp.split(y, list(itertools.accumulate(widths))[:-1], axis=-1)
-
-
 def _embed_init(config, std):
     return nn.initializers.normal(1.0 if config.init == "torch" else std)
 
@@ -173,11 +142,9 @@ class Attention(nn.Module):
     def __call__(self, x, *, positions, mask, cache_kv, cache_index, return_weights):
         c = self.config
         b, t, _ = x.shape
-        widths = (c.n_heads * c.head_dim, c.kv_heads * c.head_dim, c.kv_heads * c.head_dim)
-        q, k, v = _fused_dense(x, widths, c.qkv_bias, ("q", "k", "v"), c)
-        q = q.reshape(b, t, c.n_heads, c.head_dim)
-        k = k.reshape(b, t, c.kv_heads, c.head_dim)
-        v = v.reshape(b, t, c.kv_heads, c.head_dim)
+        q = _dense(c.n_heads * c.head_dim, c.qkv_bias, "q", c)(x).reshape(b, t, c.n_heads, c.head_dim)
+        k = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "k", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
+        v = _dense(c.kv_heads * c.head_dim, c.qkv_bias, "v", c)(x).reshape(b, t, c.kv_heads, c.head_dim)
         if c.positions == "rotary":
             q = attention.apply_rotary(q, positions, theta=c.rope_theta)
             k = attention.apply_rotary(k, positions, theta=c.rope_theta)
@@ -288,7 +255,7 @@ class Transformer(nn.Module):
             out["score"] = jnp.take_along_axis(score, last[:, None], axis=1)[:, 0].astype(jnp.float32)
             out["token_scores"] = score.astype(jnp.float32)
         elif c.tied_head:
-            out["logits"] = embed.attend(x).astype(jnp.float32)
+            out["logits"] = embed.attend(x.reshape(-1, c.d_model)).reshape(*x.shape[:-1], -1).astype(jnp.float32)
         else:
             out["logits"] = _dense(c.vocab_size, False, "lm_head", c)(x).astype(jnp.float32)
         if return_hidden:

@@ -1,20 +1,28 @@
 """Benchmark: one two_hop training step (AdamW), our jitted JAX vs the same model in PyTorch eager.
 
-    python benchmarks/two_hop_step.py        # writes the two_hop section of benchmarks/RESULTS.md
+    python benchmarks/two_hop_step.py        # writes the two_hop section of benchmarks/RESULTS.md (~3 min)
 
 Same work on both sides: the authors' GPT (3 layers, 1 head, pre-LN, no biases, ReLU FFN 4d, learned
 positions, untied head), batch of 24-token sequences, full forward with logits at every position, cross-
 entropy at the query position only, AdamW (β2 0.99, wd 1e-4). Sizes: the paper's (d=256, batch 512) and the
 small one (d=64, batch 128). A separate row shows the savings the task allows (stop the sequence at the
 query, run the head only there), which are not folded into the comparison. Model FLOPs per step are
-counted analytically (forward + backward = 3× forward) and compared with the machine's measured float32
+counted analytically (forward + backward = 3× the forward) and compared with the machine's measured float32
 matmul peak (the best of numpy/torch/jax on 2048² matmuls in this run). Each variant runs in its own process
-so XLA's thread flags apply; PyTorch uses its default thread count.
+so its XLA flags apply: XLA's defaults, single-threaded, and YNNPACK fusions off
+(`--xla_cpu_experimental_ynn_fusion_type=`: XLA's Eigen dots instead of YNNPACK's, which were slower here on
+the skinny `[b·t, 256] × [256, 1024]` shapes). PyTorch uses its default thread count.
+
+The ceiling line times the step's dense-layer matmuls alone (per layer q, k, v, o, up, down: forward, input
+gradient and weight gradient, `[12288, K] × [K, N]` at the paper size) with each library, to show how much of
+the step the matmul libraries themselves take; everything else (norms, softmax, residuals, AdamW) must fit
+in the rest. Measured on 2 shared cores: rerun when the machine is quiet (`uptime` load below ~1.5).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -27,6 +35,7 @@ from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
 SEQ, VOCAB, QUERY = 24, 34, 21
 
 
@@ -159,9 +168,38 @@ def matmul_peak() -> float:
     return best
 
 
+def _ready(fn, *args):
+    import jax
+
+    return jax.block_until_ready(fn(*args))
+
+
+def dense_matmuls(d: int, batch: int, n: int) -> dict:
+    """Seconds for one step's dense-layer matmuls alone (3 layers; q, k, v, o, up, down; forward, input
+    gradient, weight gradient), jax (this process's XLA flags) and torch, each shape timed separately."""
+    import jax
+    import numpy as np
+    import torch
+
+    m, rng = batch * SEQ, np.random.default_rng(0)
+    total = {"jax": 0.0, "torch": 0.0}
+    fw, dx, dw = jax.jit(lambda a, w: a @ w), jax.jit(lambda g, w: g @ w.T), jax.jit(lambda a, g: a.T @ g)
+    for k, nn_, count in ((d, d, 4), (d, 4 * d, 1), (4 * d, d, 1)):
+        x, w, g = (rng.standard_normal(s, dtype=np.float32) for s in ((m, k), (k, nn_), (m, nn_)))
+        jx, jw, jg = (jax.numpy.asarray(a) for a in (x, w, g))
+        tx, tw, tg = (torch.from_numpy(a) for a in (x, w, g))
+        for fn, a, b in ((fw, jx, jw), (dx, jg, jw), (dw, jx, jg)):
+            total["jax"] += 3 * count * time_steps(functools.partial(_ready, fn, a, b), n)
+        for a, b in ((tx, tw), (tg, tw.T), (tx.T, tg)):
+            total["torch"] += 3 * count * time_steps(functools.partial(torch.matmul, a, b), n)
+    return total
+
+
 def child(kind: str, d: int, batch: int, n: int) -> None:
     if kind == "peak":
         print(json.dumps({"value": matmul_peak()}))
+    elif kind == "matmuls":
+        print(json.dumps({"value": dense_matmuls(d, batch, n)}))
     elif kind == "torch":
         print(json.dumps({"value": run_torch(d, batch, n)}))
     else:
@@ -194,10 +232,14 @@ def main() -> None:
         t_torch = sub("torch", d, batch)
         t_jax = sub("jax", d, batch)
         t_jax1 = sub("jax", d, batch, SINGLE)
-        t_trunc = min(sub("jax_truncated", d, batch), sub("jax_truncated", d, batch, SINGLE))
+        t_jaxn = sub("jax", d, batch, NO_YNN)
+        t_trunc = min(sub("jax_truncated", d, batch, flags) for flags in ("", SINGLE, NO_YNN))
         f_full, f_trunc = flops(d, batch, SEQ, SEQ), flops(d, batch, QUERY + 1, 1)
-        rows.append((d, batch, t_torch, t_jax, t_jax1, t_trunc, f_full, f_trunc))
-        print(d, batch, t_torch, t_jax, t_jax1, t_trunc, flush=True)
+        rows.append((d, batch, t_torch, t_jax, t_jax1, t_jaxn, t_trunc, f_full, f_trunc))
+        print(d, batch, t_torch, t_jax, t_jax1, t_jaxn, t_trunc, flush=True)
+    mm = [sub("matmuls", 256, 512, flags) for flags in ("", NO_YNN)]
+    mm_jax, mm_torch = min(m["jax"] for m in mm), min(m["torch"] for m in mm)
+    mm_flops = 3 * 3 * 512 * SEQ * 24 * 256 ** 2  # 3 layers × (forward, input grad, weight grad)
     import jax
     import torch
 
@@ -211,15 +253,24 @@ def main() -> None:
         f"torch, jax on 2048² matmuls, this run): {peak / 1e9:.0f} GFLOP/s.",
         "",
         "| model | PyTorch eager s/step | ours s/step (XLA default threads) | ours s/step (single-threaded) | "
-        "speed ratio (PyTorch / best of ours) | ours model GFLOP/s (% of peak) | task savings: truncated at query, "
-        "head at query only, s/step |",
-        "|---|---|---|---|---|---|---|",
+        "ours s/step (YNNPACK fusions off) | speed ratio (PyTorch / best of ours) | ours model GFLOP/s (% of peak) | "
+        "task savings: truncated at query, head at query only, s/step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for d, batch, t_torch, t_jax, t_jax1, t_trunc, f_full, _ in rows:
-        best = min(t_jax, t_jax1)
+    for d, batch, t_torch, t_jax, t_jax1, t_jaxn, t_trunc, f_full, _ in rows:
+        best = min(t_jax, t_jax1, t_jaxn)
         lines.append(f"| d={d}, batch {batch} ({f_full / 1e9:.1f} GFLOP/step) | {t_torch:.3f} | {t_jax:.3f} | "
-                     f"{t_jax1:.3f} | {t_torch / best:.2f}× | {f_full / best / 1e9:.0f} "
+                     f"{t_jax1:.3f} | {t_jaxn:.3f} | {t_torch / best:.2f}× | {f_full / best / 1e9:.0f} "
                      f"({100 * f_full / best / peak:.0f}%) | {t_trunc:.3f} |")
+    f_paper = rows[0][7]
+    lines += [
+        "",
+        f"Ceiling at d=256, batch 512: the step's dense-layer matmuls alone ({mm_flops / 1e9:.1f} of its "
+        f"{f_paper / 1e9:.1f} GFLOP), each shape timed separately, take {mm_jax:.3f} s with XLA (best of default "
+        f"and YNNPACK off; {mm_flops / mm_jax / 1e9:.0f} GFLOP/s) and {mm_torch:.3f} s with PyTorch "
+        f"({mm_flops / mm_torch / 1e9:.0f} GFLOP/s). A whole step at 80% of the peak would take "
+        f"{f_paper / (0.8 * peak):.3f} s.",
+    ]
     lines.append("")
     write_section("two_hop training step", lines)
 

@@ -112,11 +112,23 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
 
 
 def _dense(features, use_bias, name, config, init_std=0.02):
+    """An nn.Dense (parameters `name/kernel`, `name/bias`) applied as one 2-D matmul over the flattened
+    leading dimensions. Same math as Dense on `[b, t, d]`, but XLA's CPU backend then computes the
+    kernel gradient as a plain `[b·t, d]ᵀ·[b·t, n]` dot. With a rank-3 input it instead transposes the
+    incoming gradient into a copy and fuses the whole residual-stream gradient chain (every later
+    layer's norm backward) into that copy, once per layer: about a quarter of a training step on 2 CPU
+    cores (benchmarks/two_hop_step.py)."""
     if config.init == "torch":
-        return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
-                        bias_init=nn.initializers.zeros)
-    return nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
-                    kernel_init=nn.initializers.normal(init_std))
+        layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
+                         bias_init=nn.initializers.zeros)
+    else:
+        layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
+                         kernel_init=nn.initializers.normal(init_std))
+
+    def apply(x):
+        return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], features)
+
+    return apply
 
 
 def _embed_init(config, std):
@@ -243,7 +255,7 @@ class Transformer(nn.Module):
             out["score"] = jnp.take_along_axis(score, last[:, None], axis=1)[:, 0].astype(jnp.float32)
             out["token_scores"] = score.astype(jnp.float32)
         elif c.tied_head:
-            out["logits"] = embed.attend(x).astype(jnp.float32)
+            out["logits"] = embed.attend(x.reshape(-1, c.d_model)).reshape(*x.shape[:-1], -1).astype(jnp.float32)
         else:
             out["logits"] = _dense(c.vocab_size, False, "lm_head", c)(x).astype(jnp.float32)
         if return_hidden:

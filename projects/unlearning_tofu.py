@@ -875,3 +875,12 @@ def epoch_tables(results: dict) -> str:
             rows.append("| " + " | ".join([_METHOD_NAMES.get(x, x), *lr, *cells]) + " |")
         out.append("\n".join(head + rows))
     return "\n\n".join(out)
+
+
+def readme_block(results: dict) -> str:
+    """The npo / simnpo README block (`projects/<p>/readme.py: render`): the claims table, then the per-epoch
+    FQ / MU tables of the same results.json."""
+    from projects.readme import claims_table  # here, not at the top: projects.readme imports the registry
+
+    tables = epoch_tables(results)
+    return claims_table(results) + ("\n\n" + tables if tables else "")

@@ -1,10 +1,6 @@
-"""The npo README block: the claims table plus, from the same results.json, each TOFU method's FQ / MU per epoch
-(used by `python -m projects.readme npo`)."""
+"""The npo README block (used by `python -m projects.readme npo`): the claims table plus, from the same
+results.json, each TOFU method's FQ / MU per epoch (shared with the other unlearning project)."""
 
-from projects import unlearning_tofu
-from projects.readme import claims_table
+from projects.unlearning_tofu import readme_block as render
 
-
-def render(results: dict) -> str:
-    tables = unlearning_tofu.epoch_tables(results)
-    return claims_table(results) + ("\n\n" + tables if tables else "")
+__all__ = ["render"]

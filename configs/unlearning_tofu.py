@@ -50,6 +50,10 @@ def tofu_config(preset: str, *, methods=NPO_METHODS) -> ml_collections.ConfigDic
     u.seed = 0
     u.lr = ml_collections.ConfigDict({m: 1e-4 for m in ("ga", "gd", "kl", "idk", "dpo", "dpo_rt", "npo", "npo_rt",
                                                          "npo_kl", "simnpo", "simnpo_rt")})
+    # lr_grid: run a method at each of these learning rates instead of unlearn.lr (e.g.
+    # --config.tofu.unlearn.lr_grid.npo_rt='(1e-4, 3e-4, 1e-3)'); the method is reported at the grid point with the
+    # highest FQ at comparable MU (projects/unlearning_tofu.select_lr), the same rule for every method
+    u.lr_grid = ml_collections.ConfigDict({m: () for m in u.lr}, type_safe=False)
     u.hparams = ml_collections.ConfigDict({
         "npo": {"beta": 0.1}, "npo_rt": {"beta": 0.1}, "dpo": {"beta": 0.1},
         "simnpo_rt": {"beta": 4.5, "forget_coeff": 0.125, "gamma": 0.0},  # the SimNPO forget10 setting

@@ -160,6 +160,11 @@ def validate_tofu(config, key: str = "tofu") -> None:
             L.method_hparams(m, hp)
         except ValueError as e:
             raise common.ConfigError(f"config.{key}.unlearn.hparams.{m}={hp!r} is invalid: {e}") from None
+    for m, grid in (u.lr_grid.items() if "lr_grid" in u else ()):
+        ok = (isinstance(grid, (tuple, list)) and len(set(grid)) == len(grid)
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in grid))
+        common.require(ok, f"{key}.unlearn.lr_grid.{m}", grid,
+                       "a tuple of distinct learning rates > 0 (empty: just unlearn.lr)")
     common.require_int(config, f"{key}.unlearn.epochs", min_value=1)
     common.require_int(config, f"{key}.unlearn.batch_size", min_value=1)
     common.require_int(config, f"{key}.unlearn.warmup_epochs", min_value=0)
@@ -410,17 +415,24 @@ def _hparams(u, method: str) -> dict:
     return dict(u.hparams[method]) if method in u.hparams else {}
 
 
+def lr_grid(u, method: str) -> tuple[float, ...]:
+    """The learning rates a method is run at: `unlearn.lr_grid.<method>` when set, else `(unlearn.lr.<method>,)`."""
+    grid = tuple(u.lr_grid[method]) if "lr_grid" in u and method in u.lr_grid else ()
+    return tuple(float(x) for x in grid) or (float(u.lr[method]),)
+
+
 def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, original, retain_trs, evaluator,
-                *, keep_params: bool, bar=None) -> dict:
+                *, keep_params: bool, bar=None, lr: float | None = None) -> dict:
     """One unlearning run from the original model; per-epoch FQ / MU. Resumes from `unlearn/<split>_<method>.json`
-    (and its .npz when `keep_params`)."""
+    (`<split>_<method>_lr<lr>.json` for a point of a learning-rate grid; and its .npz when `keep_params`)."""
     u = t.unlearn
     hp = _hparams(u, method)
-    lr = float(u.lr[method])
+    tag = "" if lr is None else f"_lr{lr:g}"
+    lr = float(u.lr[method]) if lr is None else float(lr)
     sig = _digest({"split": split, "method": method, "hp": hp, "lr": lr, "epochs": u.epochs, "bs": u.batch_size,
                    "warmup": u.warmup_epochs, "wd": u.weight_decay, "seed": u.seed, "ds": t.ds_size,
                    "orig": original["signature"]})
-    base = os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}")
+    base = os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}{tag}")
     saved = _load_json(base + ".json", sig)
     if saved is not None and (not keep_params or os.path.exists(base + ".npz")):
         if bar is not None:
@@ -469,6 +481,26 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
     return out
 
 
+def select_lr(points: list[dict], mu_orig: float, mu_drop: float) -> dict:
+    """The run of a learning-rate grid that a method is reported with: the highest best FQ over the epochs with
+    MU ≥ (1 − mu_drop)·MU(original) (`best_at_comparable_mu`), ties (e.g. no point keeps MU) broken by the higher
+    final MU. The same rule for every method; like the papers' per-method tuning it selects on the test metric.
+    A grid of one is returned as is; otherwise the chosen run gains `grid`: one summary per point."""
+    if len(points) == 1:
+        return points[0]
+
+    def key(run):
+        return best_at_comparable_mu(run, mu_orig, mu_drop)[0], run["epochs"][-1]["model_utility"] or 0.0
+
+    best = max(points, key=key)
+    grid = []
+    for run in points:
+        fq, ep, mu = best_at_comparable_mu(run, mu_orig, mu_drop)
+        grid.append({"lr": run["lr"], "best_fq_comparable_mu": fq, "epoch": ep, "mu": mu,
+                     "final_mu": run["epochs"][-1]["model_utility"]})
+    return {**best, "grid": grid}
+
+
 # ----------------------------------------------------------------------------------------------- the pipeline
 
 def _model_signature(t, cfg) -> dict:
@@ -490,7 +522,7 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
     retains = sorted({U.RETAIN_OF[s] for s in t.forget_splits})
     jobs = [("original", data["train"]["full"], f.seed)]
     jobs += [(f"{r}_s{s}", data["train"][r], s) for r in retains for s in t.retain_seeds]
-    n_runs = len(t.forget_splits) * len(t.unlearn.methods)
+    n_runs = len(t.forget_splits) * sum(len(lr_grid(t.unlearn, m)) for m in t.unlearn.methods)
     models, times = {}, {}
     with progress(len(jobs) * f.epochs + n_runs * t.unlearn.epochs, desc=f"{key}", unit="epoch") as bar:
         t0 = time.time()
@@ -525,10 +557,13 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
         orig = {"params": models["original"]["params"], "signature": models["original"]["signature"]}
         for split in t.forget_splits:
             trs = np.array(evals[f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"][split]["forget_truth_ratios"])
+            mu0 = evals["original"][split]["model_utility"]
             for method in t.unlearn.methods:
-                runs.setdefault(split, {})[method] = unlearn_run(
-                    workdir, split, method, t, cfg, tok, data, orig, trs, evaluator,
-                    keep_params=method in keep_params_for, bar=bar)
+                explicit = "lr_grid" in t.unlearn and len(t.unlearn.lr_grid.get(method, ())) > 0
+                points = [unlearn_run(workdir, split, method, t, cfg, tok, data, orig, trs, evaluator,
+                                      keep_params=method in keep_params_for, bar=bar, lr=lr if explicit else None)
+                          for lr in lr_grid(t.unlearn, method)]
+                runs.setdefault(split, {})[method] = select_lr(points, mu0, t.claims.mu_drop)
         times["unlearn"] = time.time() - t0
     times["total"] = time.time() - t_start
     return {"data_source": data["source"], "model": model_desc,
@@ -647,6 +682,8 @@ def tofu_metrics(tofu: dict, t) -> dict:
             m[f"{pre}/peak_fq"] = max(e["forget_quality"] for e in run["epochs"])
             m[f"{pre}/seconds"] = run["seconds"]
             m[f"{pre}/lr"] = run["lr"]
+            if "grid" in run:
+                m[f"{pre}/lr_grid"] = [[g["lr"], g["best_fq_comparable_mu"], g["mu"]] for g in run["grid"]]
     return m
 
 
@@ -676,6 +713,11 @@ def _best(tofu, t, split, method):
     return best_at_comparable_mu(tofu["runs"][split][method], mu0, t.claims.mu_drop)
 
 
+def _at_lr(run: dict) -> str:
+    """", lr x" for a run selected from a learning-rate grid (else "")."""
+    return f", lr {run['lr']:g}" if "grid" in run else ""
+
+
 def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim_id: str, paper: str) -> dict:
     split = "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
     runs = tofu["runs"][split]
@@ -688,7 +730,7 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
     ls = {m: _best(tofu, t, split, m) for m in present}
     holds = all(w[0] > v[0] for v in ls.values()) if t.claims.decide else None
     mu0 = tofu["evals"]["original"][split]["model_utility"]
-    parts = ", ".join(f"{METHOD_NAMES[m]} {fmt(v[0])}" + (f" (ep {v[1]})" if v[1] else " (no epoch keeps MU)")
+    parts = ", ".join(f"{METHOD_NAMES[m]} {fmt(v[0])}" + (f" (ep {v[1]}{_at_lr(runs[m])})" if v[1] else " (no epoch keeps MU)")
                       for m, v in ls.items())
     return common.claim(
         claim_id,
@@ -696,7 +738,7 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
         f"{1 - t.claims.mu_drop:.2f}×MU(fine-tuned) is higher than each of {'/'.join(METHOD_NAMES[m] for m in present)}"
         f"'s (a method with no such epoch counts as FQ 0)",
         paper=paper,
-        ours=f"{METHOD_NAMES[winner]} {fmt(w[0])} (epoch {w[1]}, MU {fmt(w[2])}) vs {parts}; MU(fine-tuned) "
+        ours=f"{METHOD_NAMES[winner]} {fmt(w[0])} (epoch {w[1]}, MU {fmt(w[2])}{_at_lr(runs[winner])}) vs {parts}; MU(fine-tuned) "
              f"{fmt(mu0)}", holds=holds)
 
 
@@ -733,8 +775,8 @@ def compare_claim(tofu: dict, t, a: str, b: str, *, claim_id: str, paper: str) -
     holds = None if (abs(diff) < noise or not t.claims.decide) else diff > 0
     return common.claim(
         claim_id, text, paper=paper,
-        ours=f"best FQ {METHOD_NAMES[a]} {fmt(fa[0])} (epoch {fa[1]}, MU {fmt(fa[2])}) vs {METHOD_NAMES[b]} "
-             f"{fmt(fb[0])} (epoch {fb[1]}, MU {fmt(fb[2])}); last epoch FQ/MU {fmt(la['forget_quality'])}/"
+        ours=f"best FQ {METHOD_NAMES[a]} {fmt(fa[0])} (epoch {fa[1]}, MU {fmt(fa[2])}{_at_lr(runs[a])}) vs "
+             f"{METHOD_NAMES[b]} {fmt(fb[0])} (epoch {fb[1]}, MU {fmt(fb[2])}{_at_lr(runs[b])}); last epoch FQ/MU {fmt(la['forget_quality'])}/"
              f"{fmt(la['model_utility'])} vs {fmt(lb['forget_quality'])}/{fmt(lb['model_utility'])}",
         holds=holds)
 
@@ -873,6 +915,14 @@ def epoch_tables(results: dict) -> str:
             cells = [f"{fmt(a)} / {b:.2f}" for a, b in zip(fq, mu, strict=True)] + [""] * (n - len(fq))
             lr = ([f"{lrs[x]:g}" if lrs[x] is not None else ""] if with_lr else [])
             rows.append("| " + " | ".join([_METHOD_NAMES.get(x, x), *lr, *cells]) + " |")
+        grids = [(x, m[f"tofu/{split}/{x}/lr_grid"]) for x in methods if f"tofu/{split}/{x}/lr_grid" in m]
+        if grids:
+            rows += ["", "Learning-rate grids: each method's row above is its grid point with the highest FQ at "
+                     "comparable MU (the claims' rule), listed per lr as that FQ and its epoch's MU (\"none\": no epoch "
+                     "keeps MU):", ""]
+            rows += [f"- {_METHOD_NAMES.get(x, x)}: " + ", ".join(
+                f"lr {lr:g} → " + (f"{fmt(fq)} (MU {mu:.2f})" if mu is not None else "none") for lr, fq, mu in g)
+                for x, g in grids]
         out.append("\n".join(head + rows))
     return "\n\n".join(out)
 

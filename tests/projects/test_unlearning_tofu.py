@@ -81,6 +81,8 @@ def test_rerun_resumes_and_relearning(outcome):
     ("tofu.finetune.warmup_epochs", 30, r"config.tofu.finetune.warmup_epochs=30 is invalid"),
     ("tofu.model.n_heads", 3, r"config.tofu.model.n_heads=3 is invalid: expected a divisor of d_model=32"),
     ("tofu.checkpoint", "/nonexistent/llama", r"config.tofu.checkpoint='/nonexistent/llama' is invalid"),
+    ("tofu.unlearn.lr_grid.npo_rt", (1e-4, 0.0), r"config.tofu.unlearn.lr_grid.npo_rt=\(0.0001, 0.0\) is invalid: "
+                                                 r"expected a tuple of distinct learning rates > 0"),
     ("relearn.methods", ("simnpo_rt",), r"config.relearn.methods=.* methods of tofu.unlearn.methods"),
     ("relearn.steps", (2, 5), r"config.relearn.steps=\(2, 5\) is invalid: expected increasing integers"),
 ])
@@ -186,3 +188,43 @@ def test_epoch_tables_render_every_method_and_epoch():
     assert "| NPO+RT | 0.0003 | 0.0002 / 0.85 |  |" in lines, table
     assert "fine-tuned FQ 1e-13, MU 0.90" in table
     assert UT.epoch_tables({"metrics": {}}) == ""
+
+
+def _run(lr, fqs, mus):
+    return {"lr": lr, "epochs": [{"epoch": i + 1, "forget_quality": f, "model_utility": m}
+                                 for i, (f, m) in enumerate(zip(fqs, mus, strict=True))]}
+
+
+def test_select_lr_takes_the_best_fq_that_keeps_utility():
+    """A grid point whose best FQ comes only after MU collapsed loses to one with a lower FQ at kept MU; with no
+    point keeping MU, the higher final MU wins; a grid of one is returned unchanged."""
+    a = _run(1e-4, [1e-10, 1e-8], [0.9, 0.85])  # best kept-MU FQ 1e-8
+    b = _run(1e-3, [1e-9, 0.5], [0.8, 0.1])  # 0.5 only at MU 0.1 < 0.75 x 0.9
+    best = UT.select_lr([a, b], mu_orig=0.9, mu_drop=0.25)
+    assert best["lr"] == 1e-4
+    assert [g["lr"] for g in best["grid"]] == [1e-4, 1e-3]
+    assert best["grid"][1]["best_fq_comparable_mu"] == 1e-9 and best["grid"][1]["epoch"] == 1
+    c = _run(3e-3, [0.5], [0.2])
+    d = _run(1e-2, [0.9], [0.3])
+    assert UT.select_lr([c, d], mu_orig=0.9, mu_drop=0.25)["lr"] == 1e-2
+    assert UT.select_lr([a], mu_orig=0.9, mu_drop=0.25) is a
+
+
+def test_lr_grid_runs_each_point_and_resumes(outcome):
+    """With unlearn.lr_grid set, each learning rate gets its own run file (<split>_<method>_lr<x>.json), the method
+    is reported at the selected point with a per-lr summary, and a rerun loads every point."""
+    workdir, c, _ = outcome
+    c = c.copy_and_resolve_references()
+    c.tofu.unlearn.epochs = 1
+    c.tofu.unlearn.lr_grid.npo_rt = (1e-4, 3e-3)
+    res = UT.run_tofu(c, workdir)
+    files = sorted(f for f in os.listdir(os.path.join(workdir, "tofu", "unlearn")) if "_lr" in f)
+    assert files == ["forget10_npo_rt_lr0.0001.json", "forget10_npo_rt_lr0.003.json"]
+    run = res["runs"]["forget10"]["npo_rt"]
+    assert [g["lr"] for g in run["grid"]] == [1e-4, 3e-3] and run["lr"] in (1e-4, 3e-3)
+    m = UT.tofu_metrics(res, c.tofu)
+    assert m["tofu/forget10/npo_rt/lr_grid"][0][0] == 1e-4
+    again = UT.run_tofu(c, workdir)
+    assert again["runs"]["forget10"]["npo_rt"]["epochs"] == run["epochs"]
+    m.update({"tofu/data": "d", "tofu/model": "m"})
+    assert "- NPO+RT: lr 0.0001 → " in UT.epoch_tables({"metrics": m})

@@ -730,16 +730,16 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
     ls = {m: _best(tofu, t, split, m) for m in present}
     holds = all(w[0] > v[0] for v in ls.values()) if t.claims.decide else None
     mu0 = tofu["evals"]["original"][split]["model_utility"]
-    parts = ", ".join(f"{METHOD_NAMES[m]} {fmt(v[0])}" + (f" (ep {v[1]}{_at_lr(runs[m])})" if v[1] else " (no epoch keeps MU)")
-                      for m, v in ls.items())
+    parts = ", ".join(f"{METHOD_NAMES[m]} {fmt(v[0])}"
+                      + (f" (ep {v[1]}{_at_lr(runs[m])})" if v[1] else " (no epoch keeps MU)") for m, v in ls.items())
     return common.claim(
         claim_id,
         f"After unlearning {split}: {METHOD_NAMES[winner]}'s best FQ over the epochs with MU ≥ "
         f"{1 - t.claims.mu_drop:.2f}×MU(fine-tuned) is higher than each of {'/'.join(METHOD_NAMES[m] for m in present)}"
         f"'s (a method with no such epoch counts as FQ 0)",
         paper=paper,
-        ours=f"{METHOD_NAMES[winner]} {fmt(w[0])} (epoch {w[1]}, MU {fmt(w[2])}{_at_lr(runs[winner])}) vs {parts}; MU(fine-tuned) "
-             f"{fmt(mu0)}", holds=holds)
+        ours=f"{METHOD_NAMES[winner]} {fmt(w[0])} (epoch {w[1]}, MU {fmt(w[2])}{_at_lr(runs[winner])}) vs {parts}; "
+             f"MU(fine-tuned) {fmt(mu0)}", holds=holds)
 
 
 def ga_collapse_claim(tofu: dict, t, prefix: str = "T") -> dict:
@@ -776,7 +776,8 @@ def compare_claim(tofu: dict, t, a: str, b: str, *, claim_id: str, paper: str) -
     return common.claim(
         claim_id, text, paper=paper,
         ours=f"best FQ {METHOD_NAMES[a]} {fmt(fa[0])} (epoch {fa[1]}, MU {fmt(fa[2])}{_at_lr(runs[a])}) vs "
-             f"{METHOD_NAMES[b]} {fmt(fb[0])} (epoch {fb[1]}, MU {fmt(fb[2])}{_at_lr(runs[b])}); last epoch FQ/MU {fmt(la['forget_quality'])}/"
+             f"{METHOD_NAMES[b]} {fmt(fb[0])} (epoch {fb[1]}, MU {fmt(fb[2])}{_at_lr(runs[b])}); last epoch FQ/MU "
+             f"{fmt(la['forget_quality'])}/"
              f"{fmt(la['model_utility'])} vs {fmt(lb['forget_quality'])}/{fmt(lb['model_utility'])}",
         holds=holds)
 
@@ -918,8 +919,8 @@ def epoch_tables(results: dict) -> str:
         grids = [(x, m[f"tofu/{split}/{x}/lr_grid"]) for x in methods if f"tofu/{split}/{x}/lr_grid" in m]
         if grids:
             rows += ["", "Learning-rate grids: each method's row above is its grid point with the highest FQ at "
-                     "comparable MU (the claims' rule), listed per lr as that FQ and its epoch's MU (\"none\": no epoch "
-                     "keeps MU):", ""]
+                     "comparable MU (the claims' rule), listed per lr as that FQ and its epoch's MU (\"none\": no "
+                     "epoch keeps MU):", ""]
             rows += [f"- {_METHOD_NAMES.get(x, x)}: " + ", ".join(
                 f"lr {lr:g} → " + (f"{fmt(fq)} (MU {mu:.2f})" if mu is not None else "none") for lr, fq, mu in g)
                 for x, g in grids]

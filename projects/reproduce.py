@@ -46,19 +46,22 @@ REGISTRY: tuple[Project, ...] = (
                 "B3.near_bayes_at_moderate_snr")),
     Project("two_hop", "Two-hop reasoning with distractors: 3-layer transformer, phase transition", built=True,
             note="quick (≈3.3 min): 2 of 3 seeds jump; the plateau is shorter than 500 steps and layer-1 attention "
-                 "rises just before the jump (projects/two_hop/README.md)",
+                 "rises just before the jump; the paper preset (one H100) meets all 4 transformer claims "
+                 "(projects/two_hop/README.md)",
             claims=("TH.abrupt_transition", "TH.random_guessing_plateau", "TH.sequential_query_mechanism",
                     "TH.three_parameter_model", "TH.llm_random_guessing", "TH.llm_finetune_fixes")),
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)", built=True,
             note="synthetic part (a) and TOFU part (b); quick runs (b) on the synthetic TOFU-like generator; the "
-                 "real-TOFU paper preset ran on one H100 for forget10 (projects/npo/README.md)",
+                 "real-TOFU paper preset (forget10, a learning-rate grid per method) ran on one H100: NPO+RT does not "
+                 "beat IDK there (projects/npo/README.md)",
             claims=("S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_forgets", "S.ga_retain_diverges",
                     "S.npo_plateaus", "S.npo_rt_best_tradeoff", "S.npo_beats_ga_without_retain",
                     "S.alpha0_npo_rt_smallest", "S.ga_linear_npo_log_drift", "T.calibration_fq",
                     "T.npo_rt_beats_ga_gd_idk", "T.ga_utility_collapses")),
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)", built=True,
             note="Markov chains (a), TOFU (b) and relearning (c); quick runs (b, c) on the synthetic TOFU-like "
-                 "generator; the real-TOFU paper preset ran on one H100 for forget10 (projects/simnpo/README.md)",
+                 "generator; the real-TOFU paper preset (forget10) ran on one H100: SimNPO beats neither NPO+RT nor "
+                 "IDK there (projects/simnpo/README.md)",
             claims=("M.reference_values", "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
                     "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses",
                     "T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk", "R.relearning")),

@@ -25,6 +25,7 @@ raw results that the projects turn into claims (`tofu_claims`, `relearn_claims`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -481,6 +482,10 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
     return out
 
 
+def _has_run(workdir: str, split: str, method: str, lr: float) -> bool:
+    return os.path.exists(os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}_lr{lr:g}.json"))
+
+
 def select_lr(points: list[dict], mu_orig: float, mu_drop: float) -> dict:
     """The run of a learning-rate grid that a method is reported with: the highest best FQ over the epochs with
     MU ≥ (1 − mu_drop)·MU(original) (`best_at_comparable_mu`), ties (e.g. no point keeps MU) broken by the higher
@@ -560,10 +565,22 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
             mu0 = evals["original"][split]["model_utility"]
             for method in t.unlearn.methods:
                 explicit = "lr_grid" in t.unlearn and len(t.unlearn.lr_grid.get(method, ())) > 0
-                points = [unlearn_run(workdir, split, method, t, cfg, tok, data, orig, trs, evaluator,
-                                      keep_params=method in keep_params_for, bar=bar, lr=lr if explicit else None)
-                          for lr in lr_grid(t.unlearn, method)]
-                runs.setdefault(split, {})[method] = select_lr(points, mu0, t.claims.mu_drop)
+                keep = method in keep_params_for
+                grid = lr_grid(t.unlearn, method)
+                one = functools.partial(unlearn_run, workdir, split, method, t, cfg, tok, data, orig, trs, evaluator,
+                                        bar=bar)
+                if len(grid) == 1:
+                    runs.setdefault(split, {})[method] = one(keep_params=keep, lr=grid[0] if explicit else None)
+                    continue
+                # a grid: every point (saving params when kept), then only the selected point's params are needed
+                # (a resumed point whose params were not saved is rerun, and only if it is the selected one)
+                points = [one(keep_params=keep and not _has_run(workdir, split, method, lr), lr=lr) for lr in grid]
+                best = select_lr(points, mu0, t.claims.mu_drop)
+                if keep and "params" not in best:
+                    i = [p["lr"] for p in points].index(best["lr"])
+                    points[i] = one(keep_params=True, lr=grid[i])
+                    best = {**points[i], "grid": select_lr(points, mu0, t.claims.mu_drop)["grid"]}
+                runs.setdefault(split, {})[method] = best
         times["unlearn"] = time.time() - t0
     times["total"] = time.time() - t_start
     return {"data_source": data["source"], "model": model_desc,

@@ -23,8 +23,8 @@ Presets (2 CPU cores, measured):
   paper  ~60 s  as quick with the drift run evaluated every 5 steps (the official README's plot setting).
 Part (b) adds (see configs/unlearning_tofu.py): smoke GA + NPO+RT on 20 synthetic authors x 4 QA (~25 s);
 quick the seven methods on synthetic TOFU-like data, 30 authors x 10 QA, d = 64, 1 layer, 5 epochs (TOFU_QUICK);
-paper the real TOFU files, all 200 authors, forget01/05/10, d = 128, 4 layers, 10 epochs (an accelerator run;
-forget10 alone took 414 s on one H100, see the README).
+paper the real TOFU files, all 200 authors, forget01/05/10, d = 128, 4 layers, 10 epochs, a learning-rate grid per
+method (an accelerator run; forget10 alone took 506 s on one H100 as four parallel processes, see the README).
 """
 
 import ml_collections

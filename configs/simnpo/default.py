@@ -21,8 +21,8 @@ Presets (2 shared CPU cores, XLA single-threaded):
          seed plus the per-iteration evaluations (tens of minutes).
 Parts (b) + (c) add (configs/unlearning_tofu.py): smoke NPO+RT and SimNPO on 20 synthetic authors x 4 QA
 (~25 s); quick the same on 30 authors x 10 QA, d = 64, 1 layer, 5 epochs, relearning k in {0, 2, 5, 10, 20}
-(TOFU_QUICK); paper the real TOFU files with GA/GD/IDK as well (an accelerator run; forget10 took 414 s on one
-H100, see projects/npo/README.md).
+(TOFU_QUICK); paper the real TOFU files with GA/GD/IDK as well and a learning-rate grid per method (an accelerator
+run; forget10 took 506 s on one H100 as four parallel processes, see projects/npo/README.md).
 """
 
 import ml_collections

@@ -226,5 +226,13 @@ def test_lr_grid_runs_each_point_and_resumes(outcome):
     assert m["tofu/forget10/npo_rt/lr_grid"][0][0] == 1e-4
     again = UT.run_tofu(c, workdir)
     assert again["runs"]["forget10"]["npo_rt"]["epochs"] == run["epochs"]
+    # relearning needs the selected point's params: only that point is rerun (its params were not kept above)
+    unl = os.path.join(workdir, "tofu", "unlearn")
+    stamp = {f: os.stat(os.path.join(unl, f)).st_mtime_ns for f in files}
+    kept = UT.run_tofu(c, workdir, keep_params_for=("npo_rt",))["runs"]["forget10"]["npo_rt"]
+    assert "params" in kept and kept["lr"] == run["lr"]
+    chosen = f"forget10_npo_rt_lr{run['lr']:g}"
+    assert sorted(f for f in os.listdir(unl) if f.endswith(".npz") and "_lr" in f) == [chosen + ".npz"]
+    assert [f for f in files if os.stat(os.path.join(unl, f)).st_mtime_ns != stamp[f]] == [chosen + ".json"]
     m.update({"tofu/data": "d", "tofu/model": "m"})
     assert "- NPO+RT: lr 0.0001 → " in UT.epoch_tables({"metrics": m})

@@ -31,11 +31,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.model.max_len = 0  # auto: the longest TOFU row
     t.retain_seeds = (0,)
     t.forget_splits = ("forget10",)
-    t.finetune = ml_collections.ConfigDict(dict(epochs=5, batch_size=32, lr=1e-5, warmup_epochs=1,
-                                                weight_decay=0.01, seed=0))
+    t.finetune.update(dict(epochs=5, batch_size=32, lr=1e-5, warmup_epochs=1, weight_decay=0.01, seed=0))
     t.unlearn.epochs = 10
     t.unlearn.batch_size = 32
     t.unlearn.lr = ml_collections.ConfigDict({m: 1e-5 for m in t.unlearn.lr})
+    for m in t.unlearn.lr_grid:  # one lr per method (the tiny model's grid would not suit real weights)
+        t.unlearn.lr_grid[m] = ()
     t.eval.batch_size = 16
     if c.preset == "smoke":
         t.source = "synthetic"

@@ -146,7 +146,23 @@ def _llama_with_tokenizer(directory, records):
     tok.save(os.path.join(directory, "tokenizer.json"))
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["smoke", "paper"])
+def test_real_weights_config_validates(tmp_path, preset):
+    """configs/npo/tofu_llama.py keeps every field the pipeline reads (the full run is the next test), uses
+    one lr per method, and a missing checkpoint is named."""
+    from configs.npo import tofu_llama
+
+    c = tofu_llama.get_config(preset)
+    c.tofu.source = "synthetic"
+    with pytest.raises(common.ConfigError, match=r"config.tofu.checkpoint='/path/to/llama' is invalid"):
+        UT.validate_tofu(c)
+    for f in ("config.json", "tokenizer.json"):
+        (tmp_path / f).write_text("{}")
+    c.tofu.checkpoint = str(tmp_path)
+    UT.validate_tofu(c)
+    assert all(UT.lr_grid(c.tofu.unlearn, m) == (1e-5,) for m in c.tofu.unlearn.methods)
+
+
 def test_tiny_llama_checkpoint_through_the_pipeline(tmp_path):
     """The real-weights config (configs/npo/tofu_llama.py) on a tiny random Llama checkpoint + tokenizer.json: the
     checkpoint is fine-tuned on `full` (its loss falls), the retain model and NPO+RT run, FQ/MU come out finite."""

@@ -416,10 +416,19 @@ def _hparams(u, method: str) -> dict:
     return dict(u.hparams[method]) if method in u.hparams else {}
 
 
+def _explicit_grid(u, method: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in (u.lr_grid.get(method, ()) if "lr_grid" in u else ()))
+
+
 def lr_grid(u, method: str) -> tuple[float, ...]:
     """The learning rates a method is run at: `unlearn.lr_grid.<method>` when set, else `(unlearn.lr.<method>,)`."""
-    grid = tuple(u.lr_grid[method]) if "lr_grid" in u and method in u.lr_grid else ()
-    return tuple(float(x) for x in grid) or (float(u.lr[method]),)
+    return _explicit_grid(u, method) or (float(u.lr[method]),)
+
+
+def _run_base(workdir: str, split: str, method: str, lr: float | None) -> str:
+    """The unlearning run's file path without extension: `<split>_<method>` (`_lr<lr>` for a grid point)."""
+    tag = "" if lr is None else f"_lr{lr:g}"
+    return os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}{tag}")
 
 
 def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, original, retain_trs, evaluator,
@@ -428,12 +437,11 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
     (`<split>_<method>_lr<lr>.json` for a point of a learning-rate grid; and its .npz when `keep_params`)."""
     u = t.unlearn
     hp = _hparams(u, method)
-    tag = "" if lr is None else f"_lr{lr:g}"
+    base = _run_base(workdir, split, method, lr)
     lr = float(u.lr[method]) if lr is None else float(lr)
     sig = _digest({"split": split, "method": method, "hp": hp, "lr": lr, "epochs": u.epochs, "bs": u.batch_size,
                    "warmup": u.warmup_epochs, "wd": u.weight_decay, "seed": u.seed, "ds": t.ds_size,
                    "orig": original["signature"]})
-    base = os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}{tag}")
     saved = _load_json(base + ".json", sig)
     if saved is not None and (not keep_params or os.path.exists(base + ".npz")):
         if bar is not None:
@@ -480,10 +488,6 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
     if keep_params:
         out["params"] = params
     return out
-
-
-def _has_run(workdir: str, split: str, method: str, lr: float) -> bool:
-    return os.path.exists(os.path.join(workdir, "tofu", "unlearn", f"{split}_{method}_lr{lr:g}.json"))
 
 
 def select_lr(points: list[dict], mu_orig: float, mu_drop: float) -> dict:
@@ -564,7 +568,7 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
             trs = np.array(evals[f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"][split]["forget_truth_ratios"])
             mu0 = evals["original"][split]["model_utility"]
             for method in t.unlearn.methods:
-                explicit = "lr_grid" in t.unlearn and len(t.unlearn.lr_grid.get(method, ())) > 0
+                explicit = bool(_explicit_grid(t.unlearn, method))
                 keep = method in keep_params_for
                 grid = lr_grid(t.unlearn, method)
                 one = functools.partial(unlearn_run, workdir, split, method, t, cfg, tok, data, orig, trs, evaluator,
@@ -574,7 +578,8 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
                     continue
                 # a grid: every point (saving params when kept), then only the selected point's params are needed
                 # (a resumed point whose params were not saved is rerun, and only if it is the selected one)
-                points = [one(keep_params=keep and not _has_run(workdir, split, method, lr), lr=lr) for lr in grid]
+                points = [one(keep_params=keep and not os.path.exists(_run_base(workdir, split, method, lr) + ".json"),
+                              lr=lr) for lr in grid]
                 best = select_lr(points, mu0, t.claims.mu_drop)
                 if keep and "params" not in best:
                     i = [p["lr"] for p in points].index(best["lr"])

@@ -55,7 +55,8 @@ def time_steps(step, n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
-def run_jax(d: int, batch: int, truncate: bool, n: int) -> float:
+def jax_setup(d: int, batch: int, truncate: bool):
+    """(params, optimizer, loss function of params) for the benchmark's model and batch."""
     sys.path.insert(0, ROOT)
     import jax
     import jax.numpy as jnp
@@ -81,6 +82,15 @@ def run_jax(d: int, batch: int, truncate: bool, n: int) -> float:
             logits = transformer.forward(p, tokens, config=cfg)["logits"][:, QUERY]
         return -jnp.take_along_axis(jax.nn.log_softmax(logits), target[:, None], 1).mean()
 
+    return params, tx, opt, loss
+
+
+def run_jax(d: int, batch: int, truncate: bool, n: int) -> float:
+    import jax
+    import optax
+
+    params, tx, opt, loss = jax_setup(d, batch, truncate)
+
     @jax.jit
     def step(p, o):
         g = jax.grad(loss)(p)
@@ -96,7 +106,8 @@ def run_jax(d: int, batch: int, truncate: bool, n: int) -> float:
     return time_steps(one, n)
 
 
-def run_torch(d: int, batch: int, n: int) -> float:
+def torch_setup(d: int, batch: int):
+    """(model, optimizer, loss closure) for the same model and batch in PyTorch."""
     import torch
     from torch import nn
 
@@ -137,14 +148,66 @@ def run_torch(d: int, batch: int, n: int) -> float:
     labels = torch.full((batch, SEQ), -100)
     labels[:, QUERY] = torch.randint(0, VOCAB, (batch,))
 
+    def loss():
+        logits = model(tokens)
+        return nn.functional.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=-100)
+
+    return model, opt, tokens, loss
+
+
+def run_torch(d: int, batch: int, n: int) -> float:
+    _, opt, _, loss = torch_setup(d, batch)
+
     def one():
         opt.zero_grad(set_to_none=True)
-        logits = model(tokens)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=-100)
-        loss.backward()
+        loss().backward()
         opt.step()
 
     return time_steps(one, n)
+
+
+def breakdown(d: int, batch: int, n: int) -> dict:
+    """Forward and gradient seconds for both libraries (this process's XLA flags), and the time our gradient
+    spends in XLA's instrumented non-dot ops, by kind, from a profiler trace (the big dots run on Eigen's
+    threads and are not in it)."""
+    import collections
+    import glob
+    import gzip
+    import re
+    import tempfile
+
+    import jax
+    import torch
+
+    params, _, _, loss = jax_setup(d, batch, False)
+    fwd, grad = jax.jit(loss), jax.jit(jax.grad(loss))
+    out = {"jax_forward": time_steps(functools.partial(_ready, fwd, params), n),
+           "jax_grad": time_steps(functools.partial(_ready, grad, params), n)}
+    model, _, tokens, tloss = torch_setup(d, batch)
+
+    def tfwd():
+        with torch.no_grad():
+            model(tokens)
+
+    def tgrad():
+        model.zero_grad(set_to_none=True)
+        tloss().backward()
+
+    out["torch_forward"], out["torch_grad"] = time_steps(tfwd, n), time_steps(tgrad, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            for _ in range(n):
+                _ready(grad, params)
+        trace = json.load(gzip.open(glob.glob(f"{tmp}/**/*perfetto_trace.json.gz", recursive=True)[-1]))
+    kinds, counts = collections.Counter(), collections.Counter()
+    for e in trace["traceEvents"] if isinstance(trace, dict) else trace:
+        name = e.get("name", "")
+        if e.get("ph") == "X" and "dur" in e and not name.startswith("$") and "Thunk" not in name:
+            kind = re.sub(r"\.\d+$", "", name)
+            kinds[kind] += e["dur"] / 1e6 / n
+            counts[kind] += 1 / n
+    out["profile"] = {k: [v, round(counts[k])] for k, v in kinds.most_common(6)}
+    return out
 
 
 def matmul_peak() -> float:
@@ -200,6 +263,8 @@ def child(kind: str, d: int, batch: int, n: int) -> None:
         print(json.dumps({"value": matmul_peak()}))
     elif kind == "matmuls":
         print(json.dumps({"value": dense_matmuls(d, batch, n)}))
+    elif kind == "breakdown":
+        print(json.dumps({"value": breakdown(d, batch, n)}))
     elif kind == "torch":
         print(json.dumps({"value": run_torch(d, batch, n)}))
     else:
@@ -210,6 +275,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", nargs=4)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the forward / gradient split and the gradient's profile (d=256, batch 512)")
     args = ap.parse_args()
     if args.child:
         kind, d, batch, n = args.child
@@ -226,6 +293,8 @@ def main() -> None:
             raise RuntimeError(out.stderr[-3000:])
         return json.loads(out.stdout.strip().splitlines()[-1])["value"]
 
+    if args.breakdown:
+        return write_breakdown(sub("breakdown", 256, 512, NO_YNN), args.steps)
     peak = sub("peak")
     rows = []
     for d, batch in ((256, 512), (64, 128)):
@@ -273,6 +342,33 @@ def main() -> None:
     ]
     lines.append("")
     write_section("two_hop training step", lines)
+
+
+def write_breakdown(b: dict, steps: int) -> None:
+    import jax
+    import torch
+
+    prof = ", ".join(f"`{k}` {v * 1e3:.0f} ms ({c} ops)" for k, (v, c) in b["profile"].items())
+    write_section("two_hop step breakdown", [
+        "## two_hop step breakdown: where the gap to PyTorch is",
+        "",
+        f"`python benchmarks/two_hop_step.py --breakdown` on {os.cpu_count()} CPU cores, jax {jax.__version__} "
+        f"(YNNPACK fusions off), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; d=256, batch 512, mean of "
+        f"{steps} calls after warm-up.",
+        "",
+        "| part | PyTorch eager s | ours s | ratio (PyTorch / ours) |",
+        "|---|---|---|---|",
+        f"| forward (loss) | {b['torch_forward']:.3f} | {b['jax_forward']:.3f} | "
+        f"{b['torch_forward'] / b['jax_forward']:.2f}× |",
+        f"| forward + backward (gradient) | {b['torch_grad']:.3f} | {b['jax_grad']:.3f} | "
+        f"{b['torch_grad'] / b['jax_grad']:.2f}× |",
+        "",
+        f"Our gradient's largest ops per call in a profiler trace, besides the dense-layer matmuls (those run on "
+        f"Eigen's threads and are not in it): {prof}. `dot` is the attention's batched matmuls; "
+        f"`wrapped_reduce-window` is the LayerNorm row reductions, which XLA's CPU backend splits into windows of "
+        f"32; `copy_bitcast_fusion` lays out the attention operands.",
+        "",
+    ])
 
 
 if __name__ == "__main__":

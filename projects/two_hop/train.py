@@ -40,6 +40,8 @@ def validate(config) -> None:
     common.require_int(config, "train.batch_size", min_value=1)
     common.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
     common.require_float(config, "train.b2", min_value=0.0, strict=True)
+    cd = common.require_int(config, "train.cooldown_steps", min_value=0)
+    common.require(cd <= steps, "train.cooldown_steps", cd, f"at most train.steps={steps}")
     common.require_float(config, "train.weight_decay", min_value=0.0)
     log_every = common.require_int(config, "train.log_every", min_value=1)
     common.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
@@ -70,8 +72,11 @@ def model_config(config) -> transformer.TransformerConfig:
 
 
 def optimizer(config):
-    return optax.adamw(config.train.learning_rate, b1=0.9, b2=config.train.b2, eps=1e-8,
-                       weight_decay=config.train.weight_decay)
+    """AdamW at a constant learning rate, decayed linearly towards 0 over the last `train.cooldown_steps` steps."""
+    lr, steps, cd = config.train.learning_rate, config.train.steps, config.train.cooldown_steps
+    if cd:
+        lr = optax.join_schedules([optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, cd)], [steps - cd])
+    return optax.adamw(lr, b1=0.9, b2=config.train.b2, eps=1e-8, weight_decay=config.train.weight_decay)
 
 
 def seed_keys(config) -> jax.Array:

@@ -4,6 +4,7 @@ import json
 import re
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -73,6 +74,7 @@ def test_smoke_run_writes_results_and_resumes(tmp_path):
     ("data.n_nodes", 12, "config.data.n_nodes=12 is invalid: expected >= 3·n_chains = 15"),
     ("model.mlp", "gelu2", "config.model.mlp='gelu2' is invalid: expected one of"),
     ("train.log_every", 30, "config.train.log_every=30 is invalid: expected a divisor of train.steps=100"),
+    ("train.cooldown_steps", 101, "config.train.cooldown_steps=101 is invalid: expected at most train.steps=100"),
 ])
 def test_bad_config(field, value, message):
     """validate() names the field, the value and what is accepted."""
@@ -121,3 +123,20 @@ def test_llm_checkpoint_must_exist():
     config.llm.checkpoint = "/nonexistent/model"
     with pytest.raises(common.ConfigError, match="config.llm.checkpoint='/nonexistent/model' is invalid"):
         train.validate(config)
+
+
+def test_cooldown_decays_the_learning_rate_to_zero():
+    """train.cooldown_steps: the lr is constant, then falls linearly towards 0 over the last steps (lr/4 at the last
+    of 4 cooldown steps)."""
+    config = default.get_config("smoke")
+    config.train.steps, config.train.cooldown_steps, config.train.learning_rate = 10, 4, 1.0
+    config.train.weight_decay = 0.0
+    tx = train.optimizer(config)
+    p = {"w": jnp.zeros(())}
+    opt = tx.init(p)
+    moves = []
+    for _ in range(10):
+        u, opt = tx.update({"w": jnp.ones(())}, opt, p)
+        moves.append(float(-u["w"]))
+    assert moves[:6] == pytest.approx([1.0] * 6, rel=1e-4)
+    assert moves[6:] == pytest.approx([1.0, 0.75, 0.5, 0.25], abs=1e-4)

@@ -374,10 +374,9 @@ def write_breakdown(b: dict, steps: int) -> None:
         f"{b['torch_grad'] / b['jax_grad']:.2f}× |",
         "",
         f"Our gradient's largest ops per call in a profiler trace, besides the dense-layer matmuls (those run on "
-        f"Eigen's threads and are not in it): {prof}. `dot` is the attention's batched matmuls and "
-        f"the LayerNorm's reductions (matrix-vector products in lib/transformer.layer_norm, which XLA's CPU backend "
-        f"runs faster than row reductions split into windows of 32); `copy_bitcast_fusion` lays out the attention "
-        f"operands; `broadcast_maximum_fusion` is the ReLU.",
+        f"Eigen's threads and are not in it): {prof}. `dot` is the attention's batched matmuls; "
+        f"`wrapped_reduce-window` is the LayerNorm row reductions, which XLA's CPU backend splits into windows of "
+        f"32; `copy_bitcast_fusion` lays out the attention operands; `broadcast_maximum_fusion` is the ReLU.",
         "",
     ])
 

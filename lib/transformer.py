@@ -87,45 +87,6 @@ class TransformerConfig:
         return self.d_ff or 4 * self.d_model
 
 
-def _row_mean(x):
-    """Mean over the last axis as a matrix-vector product: XLA's CPU backend splits a row reduction into
-    windows of 32 and runs it far slower than the dot (benchmarks/two_hop_step.py)."""
-    return x @ jnp.full((x.shape[-1], 1), 1.0 / x.shape[-1], x.dtype)
-
-
-@jax.custom_vjp
-def _layer_norm_2d(x, scale, bias, eps):
-    return _layer_norm_fwd(x, scale, bias, eps)[0]
-
-
-def _layer_norm_fwd(x, scale, bias, eps):
-    xc = x - _row_mean(x)
-    r = jax.lax.rsqrt(_row_mean(xc * xc) + eps)
-    xhat = xc * r
-    return xhat * scale + bias, (xhat, r, scale, eps)
-
-
-def _layer_norm_bwd(res, g):
-    xhat, r, scale, eps = res
-    ones = jnp.ones((1, g.shape[0]), g.dtype)
-    gx = g * scale
-    dx = r * (gx - _row_mean(gx) - xhat * _row_mean(gx * xhat))
-    return dx, (ones @ (g * xhat))[0], (ones @ g)[0], jnp.zeros_like(eps)
-
-
-_layer_norm_2d.defvjp(_layer_norm_fwd, _layer_norm_bwd)
-
-
-def layer_norm(x: jnp.ndarray, scale: jnp.ndarray, bias: jnp.ndarray | None = None, eps: float = 1e-5):
-    """LayerNorm over the last axis, `(x − mean) / √(var + eps) · scale + bias` (biased variance, as
-    torch.nn.LayerNorm), with every reduction (forward and backward) written as a matrix-vector product.
-    Same values as the textbook formula to float32 rounding; on 2 CPU cores it saves about 40 ms of a
-    1.3 s two_hop training step (benchmarks/two_hop_step.py)."""
-    bias = jnp.zeros_like(scale) if bias is None else bias
-    eps = jnp.asarray(eps, x.dtype)
-    return _layer_norm_2d(x.reshape(-1, x.shape[-1]), scale, bias, eps).reshape(x.shape)
-
-
 class Norm(nn.Module):
     config: TransformerConfig
 
@@ -136,9 +97,12 @@ class Norm(nn.Module):
         if c.norm == "rmsnorm":
             y = x32 * jax.lax.rsqrt(jnp.mean(x32 ** 2, axis=-1, keepdims=True) + c.norm_eps)
             return (y * self.param("scale", nn.initializers.ones, (x.shape[-1],))).astype(c.dtype)
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
-        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],)) if c.norm_bias else None
-        return layer_norm(x32, scale, bias, c.norm_eps).astype(c.dtype)
+        mean = x32.mean(-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(((x32 - mean) ** 2).mean(-1, keepdims=True) + c.norm_eps)
+        y = y * self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        if c.norm_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        return y.astype(c.dtype)
 
 
 def _torch_uniform(key, shape, dtype=jnp.float32):

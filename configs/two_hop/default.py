@@ -51,9 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.batch_size = 256
     c.train.learning_rate = 5e-3  # chosen by projects/two_hop/sweep.py (see the README's status)
     c.train.b2 = 0.99
-    # the last 200 steps decay the lr linearly to 0; both jumping seeds have jumped by then (1 650 at the latest).
+    # the last 200 steps decay the lr linearly towards 0; both jumping seeds have jumped by then (1 650 at the latest).
     # At a constant 5e-3 the trained model keeps oscillating (loss spikes to ~0.1), so its final accuracy on fresh
-    # sequences depended on where step 1 900 fell (0.978–0.998 for seed 0 in two runs)
+    # sequences moved between 0.998 and 0.978 under float-rounding-level changes to the gradient
     c.train.cooldown_steps = 200
     c.train.weight_decay = 1e-4
     c.train.log_every = 50  # steps per jitted chunk; the probes are evaluated at every chunk

@@ -125,7 +125,7 @@ def test_llm_checkpoint_must_exist():
         train.validate(config)
 
 
-def test_cooldown_decays_the_learning_rate_to_zero():
+def test_cooldown_decays_the_learning_rate_linearly():
     """train.cooldown_steps: the lr is constant, then falls linearly towards 0 over the last steps (lr/4 at the last
     of 4 cooldown steps)."""
     config = default.get_config("smoke")

@@ -13,6 +13,13 @@ so its XLA flags apply: XLA's defaults, single-threaded, and YNNPACK fusions off
 (`--xla_cpu_experimental_ynn_fusion_type=`: XLA's Eigen dots instead of YNNPACK's, which were slower here on
 the skinny `[b·t, 256] × [256, 1024]` shapes). PyTorch uses its default thread count.
 
+Process memory settings are a dimension too, since glibc reads them only at process start: XLA's CPU runtime maps
+a fresh buffer for each execution's temporaries (about 700 MB at the paper size, ~171k page faults per step with
+4 KB pages), so our variants also run with 2 MB pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, what the
+projects' launchers set: projects/common.huge_pages_env); PyTorch runs with glibc's defaults, with a retained
+heap (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`: fewer fresh mappings for its
+activations) and with both. The ratio is taken against PyTorch's best setting.
+
 The ceiling line times the step's dense-layer matmuls alone (per layer q, k, v, o, up, down: forward, input
 gradient and weight gradient, `[12288, K] × [K, N]` at the paper size) with each library, to show how much of
 the step the matmul libraries themselves take; everything else (norms, softmax, residuals, AdamW) must fit
@@ -37,6 +44,14 @@ from _results import write_section  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
+# process memory settings (environment variables glibc reads at start-up)
+MEMORY = {
+    "default": {},
+    "2MB pages": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+    "retained heap": {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "8589934592",
+                      "MALLOC_TOP_PAD_": "1073741824"},
+}
+MEMORY["retained heap + 2MB pages"] = {**MEMORY["retained heap"], **MEMORY["2MB pages"]}
 SEQ, VOCAB, QUERY = 24, 34, 21
 
 
@@ -285,9 +300,11 @@ def main() -> None:
         kind, d, batch, n = args.child
         return child(kind, int(d), int(batch), int(n))
 
-    def sub(kind, d=0, batch=0, flags=""):
+    def sub(kind, d=0, batch=0, flags="", memory="default"):
         env = dict(os.environ, PYTHONPATH=ROOT)
-        env.pop("XLA_FLAGS", None)
+        for name in ("XLA_FLAGS", "GLIBC_TUNABLES", *MEMORY["retained heap"]):
+            env.pop(name, None)
+        env.update(MEMORY[memory])
         if flags:
             env["XLA_FLAGS"] = flags
         out = subprocess.run([sys.executable, __file__, "--child", kind, str(d), str(batch), str(args.steps)],
@@ -297,25 +314,26 @@ def main() -> None:
         return json.loads(out.stdout.strip().splitlines()[-1])["value"]
 
     if args.breakdown:
-        return write_breakdown(sub("breakdown", 256, 512, NO_YNN), args.steps)
-    peak = sub("peak")
+        return write_breakdown(sub("breakdown", 256, 512, NO_YNN, "retained heap + 2MB pages"), args.steps)
+    peak = max(sub("peak", memory=m) for m in ("default", "retained heap + 2MB pages"))
     # On a shared VM other tenants only ever add time: every variant runs in `--rounds` interleaved rounds (a fresh
     # process each) and is reported at its best round, so a slow spell cannot land on one side only.
-    variants = [("torch", ""), ("jax", ""), ("jax", SINGLE), ("jax", NO_YNN),
-                ("jax_truncated", ""), ("jax_truncated", SINGLE), ("jax_truncated", NO_YNN)]
+    torch_v = [("torch", "", m) for m in ("default", "retained heap", "retained heap + 2MB pages")]
+    jax_v = [("jax", f, "default") for f in ("", SINGLE, NO_YNN)] + [("jax", f, "2MB pages") for f in (SINGLE, NO_YNN)]
+    trunc_v = [("jax_truncated", f, "2MB pages") for f in (SINGLE, NO_YNN)]
+    variants = torch_v + jax_v + trunc_v
     rows = []
     for d, batch in ((256, 512), (64, 128)):
         times = {v: [] for v in variants}
         for _ in range(args.rounds):
-            for kind, flags in variants:
-                times[(kind, flags)].append(sub(kind, d, batch, flags))
+            for v in variants:
+                times[v].append(sub(v[0], d, batch, v[1], v[2]))
         best = {v: min(t) for v, t in times.items()}
-        t_torch, t_jax, t_jax1, t_jaxn = (best[v] for v in variants[:4])
-        t_trunc = min(best[v] for v in variants[4:])
-        f_full, f_trunc = flops(d, batch, SEQ, SEQ), flops(d, batch, QUERY + 1, 1)
-        rows.append((d, batch, t_torch, t_jax, t_jax1, t_jaxn, t_trunc, f_full, f_trunc))
-        print(d, batch, {f"{k} {f[:20]}": [round(x, 3) for x in t] for (k, f), t in times.items()}, flush=True)
-    mm = [sub("matmuls", 256, 512, flags) for flags in ("", NO_YNN)]
+        rows.append((d, batch, best))
+        print(d, batch, {f"{k} {f[:20]} {m}": [round(x, 3) for x in t] for (k, f, m), t in times.items()},
+              flush=True)
+    mm = [sub("matmuls", 256, 512, flags, memory) for flags, memory in (("", "default"), (NO_YNN, "default"),
+                                                                         (NO_YNN, "retained heap + 2MB pages"))]
     mm_jax, mm_torch = min(m["jax"] for m in mm), min(m["torch"] for m in mm)
     mm_flops = 3 * 3 * 512 * SEQ * 24 * 256 ** 2  # 3 layers × (forward, input grad, weight grad)
     import jax
@@ -329,26 +347,36 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}. One AdamW step of the authors' 3-layer GPT, 24-token sequences, full forward, "
         f"loss at the query; per variant the best of {args.rounds} interleaved rounds (fresh processes), each the "
         f"mean of {args.steps} steps after warm-up. Measured float32 matmul peak (best of numpy, "
-        f"torch, jax on 2048² matmuls, this run): {peak / 1e9:.0f} GFLOP/s.",
+        f"torch, jax on 2048² matmuls, default and tuned memory settings, this run): {peak / 1e9:.0f} GFLOP/s.",
         "",
-        "| model | PyTorch eager s/step | ours s/step (XLA default threads) | ours s/step (single-threaded) | "
-        "ours s/step (YNNPACK fusions off) | speed ratio (PyTorch / best of ours) | ours model GFLOP/s (% of peak) | "
-        "task savings: truncated at query, head at query only, s/step |",
+        "s/step of each variant; memory settings in brackets (see the script's docstring): "
+        "PyTorch eager [default / retained heap / retained heap + 2MB pages]; ours with glibc's default pages "
+        "[XLA default threads / single-threaded / YNNPACK fusions off]; ours with 2MB pages, as the projects' "
+        "launchers run [single-threaded / YNNPACK fusions off].",
+        "",
+        "| model | PyTorch eager | ours, default pages | ours, 2MB pages | speed ratio (PyTorch's best / ours' "
+        "best) | vs PyTorch with default settings | ours model GFLOP/s (% of peak) | task savings: truncated at "
+        "query, head at query only, s/step |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for d, batch, t_torch, t_jax, t_jax1, t_jaxn, t_trunc, f_full, _ in rows:
-        best = min(t_jax, t_jax1, t_jaxn)
-        lines.append(f"| d={d}, batch {batch} ({f_full / 1e9:.1f} GFLOP/step) | {t_torch:.3f} | {t_jax:.3f} | "
-                     f"{t_jax1:.3f} | {t_jaxn:.3f} | {t_torch / best:.2f}× | {f_full / best / 1e9:.0f} "
-                     f"({100 * f_full / best / peak:.0f}%) | {t_trunc:.3f} |")
-    f_paper = rows[0][7]
+    for d, batch, best in rows:
+        f_full = flops(d, batch, SEQ, SEQ)
+        t_torch = [best[v] for v in torch_v]
+        t_jax = [best[v] for v in jax_v]
+        ours, theirs = min(t_jax), min(t_torch)
+        lines.append(f"| d={d}, batch {batch} ({f_full / 1e9:.1f} GFLOP/step) | "
+                     f"{' / '.join(f'{t:.3f}' for t in t_torch)} | {' / '.join(f'{t:.3f}' for t in t_jax[:3])} | "
+                     f"{' / '.join(f'{t:.3f}' for t in t_jax[3:])} | **{theirs / ours:.2f}×** | "
+                     f"{t_torch[0] / ours:.2f}× | {f_full / ours / 1e9:.0f} ({100 * f_full / ours / peak:.0f}%) | "
+                     f"{min(best[v] for v in trunc_v):.3f} |")
+    f_paper = flops(256, 512, SEQ, SEQ)
     lines += [
         "",
         f"Ceiling at d=256, batch 512: the step's dense-layer matmuls alone ({mm_flops / 1e9:.1f} of its "
-        f"{f_paper / 1e9:.1f} GFLOP), each shape timed separately, take {mm_jax:.3f} s with XLA (best of default "
-        f"and YNNPACK off; {mm_flops / mm_jax / 1e9:.0f} GFLOP/s) and {mm_torch:.3f} s with PyTorch "
-        f"({mm_flops / mm_torch / 1e9:.0f} GFLOP/s). A whole step at 80% of the peak would take "
-        f"{f_paper / (0.8 * peak):.3f} s.",
+        f"{f_paper / 1e9:.1f} GFLOP), each shape timed separately, take {mm_jax:.3f} s with XLA (best of default, "
+        f"YNNPACK off, and YNNPACK off with tuned memory; {mm_flops / mm_jax / 1e9:.0f} GFLOP/s) and "
+        f"{mm_torch:.3f} s with PyTorch ({mm_flops / mm_torch / 1e9:.0f} GFLOP/s). A whole step at 80% of the peak "
+        f"would take {f_paper / (0.8 * peak):.3f} s.",
     ]
     lines.append("")
     write_section("two_hop training step", lines)
@@ -363,7 +391,8 @@ def write_breakdown(b: dict, steps: int) -> None:
         "## two_hop step breakdown: where the gap to PyTorch is",
         "",
         f"`python benchmarks/two_hop_step.py --breakdown` on {os.cpu_count()} CPU cores, jax {jax.__version__} "
-        f"(YNNPACK fusions off), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; d=256, batch 512, mean of "
+        f"(YNNPACK fusions off), torch {torch.__version__}, both with a retained heap and 2MB pages, "
+        f"{time.strftime('%Y-%m-%d')}; d=256, batch 512, mean of "
         f"{steps} calls after warm-up.",
         "",
         "| part | PyTorch eager s | ours s | ratio (PyTorch / ours) |",

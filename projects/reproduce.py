@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from projects import common
+
 
 @dataclasses.dataclass(frozen=True)
 class Project:
@@ -102,7 +104,7 @@ def run_project(p: Project, *, preset: str, runs_dir: str, fresh: bool) -> dict:
     print(f"\n=== {p.name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.time()
     with open(os.path.join(workdir, "log.txt"), "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=common.huge_pages_env())
         assert proc.stdout is not None
         while chunk := proc.stdout.read1(4096):
             sys.stdout.buffer.write(chunk)

@@ -21,4 +21,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from projects import common
+
+    common.reexec_with_huge_pages()  # once, before JAX starts: 2 MB pages for XLA's per-step buffers
     app.run(main)

@@ -2,10 +2,10 @@
 projects/unlearning_tofu.py). Presets:
 
   smoke  synthetic TOFU-like data (lib/tofu_synth: 20 authors x 4 QA), d = 32, 1 layer, few epochs: the code path.
-  quick  synthetic TOFU-like data (50 authors x 10 QA = 500 QA, forget10 = 5 authors / 50 QA; 30 real-author and
-         30 world-fact items mixed into fine-tuning as the "pre-training" knowledge), d = 64, 2 layers; fine-tuning
-         and retain models 30 epochs; unlearning 5 epochs. Scaled from the spec's 200 authors x 20 QA, d = 128,
-         4 layers, 10 unlearning epochs.
+  quick  synthetic TOFU-like data (30 authors x 10 QA = 300 QA, forget10 = 3 authors / 30 QA; 20 real-author and
+         20 world-fact items mixed into fine-tuning as the "pre-training" knowledge), d = 64, 1 layer, 4 heads;
+         fine-tuning and retain models 30 epochs (batch 16, lr 1e-2); unlearning 5 epochs (batch 8, lr 2e-3, SimNPO
+         5e-3). Scaled from the spec's 200 authors x 20 QA, d = 128, 4 layers, 10 unlearning epochs.
   paper  the real TOFU files (`tofu.data_dir`, default ../shared/data/tofu relative to the repository root: all 200
          authors, `full` 4000 QA), d = 128, 4 layers (word vocabulary), fine-tuning 80 epochs (batch 64, lr 2e-3),
          retain90/95/99 models (+ a second retain90 seed), forget01/05/10, 10 unlearning epochs, each method over a

@@ -63,7 +63,8 @@ REGISTRY: tuple[Project, ...] = (
             note="Markov chains (a), TOFU (b) and relearning (c); quick runs (b, c) on the synthetic TOFU-like "
                  "generator; the real-TOFU paper preset (forget10) ran on one H100: SimNPO beats neither NPO+RT nor "
                  "IDK there (projects/simnpo/README.md)",
-            claims=("M.reference_values", "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
+            claims=("M.reference_values", "M.reference_values_paper",
+                    "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
                     "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses",
                     "T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk", "R.relearning")),
     Project("speculative_rejection", "Fast Best-of-N Decoding via Speculative Rejection (Sun et al.; NeurIPS 2024)",

@@ -23,6 +23,15 @@ SPEC_REFERENCE = {
 }
 PAPER_FIGURE = ("paper figures (approx.): original retain ≈ 0.02, Forget1 ≈ 0.04–0.05, Forget2 ≈ 0.10 (length) / "
                 "0.42 (memorisation); retrained retain ≈ 0.004, Forget1 ≈ Forget2 ≈ 0.42–0.44")
+# the paper's figures as the spec reads them (§4.7, §5a.7: "retain ≈ 0.02 vs ≈ 0.004; Forget1 ≈ 0.04 vs ≈ 0.45"):
+# Fig. 5a (length) original (0.022, 0.04, 0.10), retrained (0.004, 0.42, 0.44); Fig. 5b (memorisation) original
+# Forget1 ≈ 0.05, Forget2 ≈ 0.42, retrained ≈ 0.42–0.43 for both; original retain ≈ 0.02 in both panels
+PAPER_REFERENCE = {
+    ("length", "original"): (0.022, 0.04, 0.10),
+    ("length", "retrained"): (0.004, 0.42, 0.44),
+    ("memorisation", "original"): (0.02, 0.05, 0.42),
+    ("memorisation", "retrained"): (0.004, 0.425, 0.425),
+}
 TOLERANCE = 0.30
 GA_FACTOR = 1.5  # "≫": GA's final retain distance at least this multiple of NPO's and SimNPO's
 GRID = 25
@@ -119,24 +128,10 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
             metrics[f"{pre}/seconds/{k}"] = float(v)
         metrics[f"{pre}/pretrain_final_loss"] = float(np.asarray(r["pretrain_losses"])[:, -1].mean())
 
-    # M.reference_values
-    rows, ok = [], True
-    for case, r in results.items():
-        for which in ("original", "retrained"):
-            ours = r[f"{which}_full"].mean(0)
-            spec = SPEC_REFERENCE[(case, which)]
-            rel = np.abs(ours - np.array(spec)) / np.array(spec)
-            ok &= bool(np.all(rel <= TOLERANCE))
-            rows.append(f"{case} {which}: ({', '.join(_fmt(x) for x in ours)}) vs ({', '.join(map(str, spec))}), "
-                        f"max rel. dev. {rel.max():.0%}")
-    claims.append(common.claim(
-        "M.reference_values",
-        f"Original and retrained models' KL to the true transitions (retain, Forget1, Forget2) are within "
-        f"±{TOLERANCE:.0%} of the spec's reference table.",
-        paper="spec §5a.6: length orig (0.019, 0.048, 0.098), retr (0.0056, 0.476, 0.425); memorisation orig "
-              "(0.024, 0.029, 0.431), retr (0.0035, 0.436, 0.423); " + PAPER_FIGURE,
-        ours=f"seed mean over {len(seeds)} seeds: " + "; ".join(rows),
-        holds=ok if measurable else None))
+    # M.reference_values (the spec's scratch run) and M.reference_values_paper (the paper's figures)
+    means = {(case, which): r[f"{which}_full"].mean(0) for case, r in results.items()
+             for which in ("original", "retrained")}
+    claims += [c if measurable else {**c, "holds": None} for c in reference_claims(means, len(seeds))]
 
     # memorisation case: matched-retain comparisons of the paper's β
     if "memorisation" in results:
@@ -249,7 +244,35 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
     return metrics, _with_missing(claims)
 
 
-CLAIM_IDS = ("M.reference_values", "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
+def reference_claims(means: dict, n_seeds: int) -> list[dict]:
+    """M.reference_values and M.reference_values_paper from the seed-mean KL triples (retain, Forget1, Forget2)
+    `means[(case, "original" | "retrained")]`; also usable on a saved results.json's metrics
+    (`markov/<case>/<which>/<split>`), e.g. projects/simnpo/figures/results_paper_h100.json."""
+    out = []
+    for cid, table, source in (
+            ("M.reference_values", SPEC_REFERENCE, "the spec's reference table (its single-seed scratch run, §5a.6)"),
+            ("M.reference_values_paper", PAPER_REFERENCE, "the paper's figures as the spec reads them (Fig. 5a/5b; "
+                                                          "§4.7, §5a.7)")):
+        rows, ok = [], True
+        for key, ours in means.items():
+            ref = np.array(table[key])
+            rel = np.abs(np.asarray(ours) - ref) / ref
+            ok &= bool(np.all(rel <= TOLERANCE))
+            rows.append(f"{key[0]} {key[1]}: ({', '.join(_fmt(x) for x in ours)}) vs "
+                        f"({', '.join(f'{x:g}' for x in ref)}), max rel. dev. {rel.max():.0%}")
+        paper = ("spec §5a.6: length orig (0.019, 0.048, 0.098), retr (0.0056, 0.476, 0.425); memorisation orig "
+                 "(0.024, 0.029, 0.431), retr (0.0035, 0.436, 0.423); " + PAPER_FIGURE) if table is SPEC_REFERENCE \
+            else ("paper Fig. 5a (length): original (0.022, 0.04, 0.10), retrained (0.004, 0.42, 0.44); Fig. 5b "
+                  "(memorisation): original (≈0.02, 0.05, 0.42), retrained (0.004, 0.42–0.43, 0.42–0.43)")
+        out.append(common.claim(
+            cid, f"Original and retrained models' KL to the true transitions (retain, Forget1, Forget2) are within "
+                 f"±{TOLERANCE:.0%} of {source}.",
+            paper=paper, ours=f"seed mean over {n_seeds} seeds: " + "; ".join(rows), holds=ok))
+    return out
+
+
+CLAIM_IDS = ("M.reference_values", "M.reference_values_paper",
+             "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
              "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses")
 _CASE_OF = {"M.simnpo_forgets_memorised_more": "memorisation", "M.simnpo_less_overforgetting": "memorisation",
             "M.simnpo_short_forget2_at_lower_retain": "length", "M.npo_short_sequence": "length"}

@@ -128,7 +128,7 @@ def huge_pages_env(environ: dict | None = None) -> dict:
 
     Why: XLA's CPU runtime maps a fresh buffer for every execution's temporaries (about 700 MB per two_hop
     paper-size step) and unmaps it afterwards; with 4 KB pages that is ~171k page faults per step. Backed by
-    2 MB pages the same step ran ~12% faster here (benchmarks/RESULTS.md). glibc reads the tunable only at
+    2 MB pages the same step ran about 10% faster here (benchmarks/RESULTS.md). glibc reads the tunable only at
     process start, so launchers pass this environment to a child or restart themselves with it."""
     env = dict(os.environ if environ is None else environ)
     mode = env.get("REPROJAX_HUGE_PAGES", "1")

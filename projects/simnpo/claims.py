@@ -246,13 +246,18 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
 
 def reference_claims(means: dict, n_seeds: int) -> list[dict]:
     """M.reference_values and M.reference_values_paper from the seed-mean KL triples (retain, Forget1, Forget2)
-    `means[(case, "original" | "retrained")]`; also usable on a saved results.json's metrics
-    (`markov/<case>/<which>/<split>`), e.g. projects/simnpo/figures/results_paper_h100.json."""
+    `means[(case, "original" | "retrained")]`. For a saved run: `reference_claims(means_from_metrics(m), n)` with
+    m the `metrics` of its results.json, e.g. projects/simnpo/figures/results_paper_h100.json."""
+    spec_text = ("spec §5a.6: length orig (0.019, 0.048, 0.098), retr (0.0056, 0.476, 0.425); memorisation orig "
+                 "(0.024, 0.029, 0.431), retr (0.0035, 0.436, 0.423); " + PAPER_FIGURE)
+    paper_text = ("paper Fig. 5a (length): original (0.022, 0.04, 0.10), retrained (0.004, 0.42, 0.44); Fig. 5b "
+                  "(memorisation): original (≈0.02, 0.05, 0.42), retrained (0.004, 0.42–0.43, 0.42–0.43)")
     out = []
-    for cid, table, source in (
-            ("M.reference_values", SPEC_REFERENCE, "the spec's reference table (its single-seed scratch run, §5a.6)"),
+    for cid, table, source, paper in (
+            ("M.reference_values", SPEC_REFERENCE, "the spec's reference table (its single-seed scratch run, §5a.6)",
+             spec_text),
             ("M.reference_values_paper", PAPER_REFERENCE, "the paper's figures as the spec reads them (Fig. 5a/5b; "
-                                                          "§4.7, §5a.7)")):
+                                                          "§4.7, §5a.7)", paper_text)):
         rows, ok = [], True
         for key, ours in means.items():
             ref = np.array(table[key])
@@ -260,15 +265,19 @@ def reference_claims(means: dict, n_seeds: int) -> list[dict]:
             ok &= bool(np.all(rel <= TOLERANCE))
             rows.append(f"{key[0]} {key[1]}: ({', '.join(_fmt(x) for x in ours)}) vs "
                         f"({', '.join(f'{x:g}' for x in ref)}), max rel. dev. {rel.max():.0%}")
-        paper = ("spec §5a.6: length orig (0.019, 0.048, 0.098), retr (0.0056, 0.476, 0.425); memorisation orig "
-                 "(0.024, 0.029, 0.431), retr (0.0035, 0.436, 0.423); " + PAPER_FIGURE) if table is SPEC_REFERENCE \
-            else ("paper Fig. 5a (length): original (0.022, 0.04, 0.10), retrained (0.004, 0.42, 0.44); Fig. 5b "
-                  "(memorisation): original (≈0.02, 0.05, 0.42), retrained (0.004, 0.42–0.43, 0.42–0.43)")
         out.append(common.claim(
             cid, f"Original and retrained models' KL to the true transitions (retain, Forget1, Forget2) are within "
                  f"±{TOLERANCE:.0%} of {source}.",
             paper=paper, ours=f"seed mean over {n_seeds} seeds: " + "; ".join(rows), holds=ok))
     return out
+
+
+def means_from_metrics(metrics: dict) -> dict:
+    """The `means` argument of `reference_claims` from a results.json's `markov/<case>/<which>/<split>` metrics."""
+    return {(case, which): np.array([metrics[f"markov/{case}/{which}/{split}"]
+                                     for split in ("retain", "forget1", "forget2")])
+            for case in ("length", "memorisation") for which in ("original", "retrained")
+            if f"markov/{case}/{which}/retain" in metrics}
 
 
 CLAIM_IDS = ("M.reference_values", "M.reference_values_paper",

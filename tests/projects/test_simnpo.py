@@ -188,3 +188,19 @@ def test_reference_claims_compare_with_the_spec_run_and_the_paper_figures():
     off[("length", "retrained")] = paper[("length", "retrained")] * np.array([1.35, 1.0, 1.0])
     assert claims.reference_claims(off, 1)[1]["holds"] is False
     assert "max rel. dev. 35%" in claims.reference_claims(off, 1)[1]["ours"]
+
+
+def test_reference_claims_on_the_saved_h100_run():
+    """The README's verdicts for the paper preset come from its saved metrics."""
+    import json
+    import os
+
+    from projects.simnpo import claims
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "simnpo", "figures",
+                        "results_paper_h100.json")
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    spec_claim, paper_claim = claims.reference_claims(claims.means_from_metrics(saved["metrics"]), 3)
+    assert spec_claim["holds"] is False and "max rel. dev. 46%" in spec_claim["ours"]
+    assert paper_claim["holds"] is True

@@ -17,6 +17,7 @@ Shapes: input_ids `[batch, seq]`; logits `[batch, seq, vocab]`; hidden states `[
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -87,6 +88,43 @@ class TransformerConfig:
         return self.d_ff or 4 * self.d_model
 
 
+def _row_mean(a):
+    return a.mean(-1, keepdims=True)
+
+
+def _col_sum(a):
+    return a.reshape(-1, a.shape[-1]).sum(0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def layer_norm(x, scale, bias, eps):
+    """LayerNorm over the last axis, `(x − mean) / √(var + eps) · scale + bias`, with a hand-written backward.
+
+    The backward is the textbook closed form, `dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))` with `ĝ = g·scale`, two
+    row reductions, where autodiff of the forward emits about twice as many (XLA's CPU backend splits each row
+    reduction into windows of 32). Same forward numerics as the plain expression; the gradient agrees with
+    autodiff's to float32 rounding (tests/lib/test_transformer.py). Measured at `[12288, 256]` on 2 CPU cores:
+    forward + backward 5.2 ms against 9.0 ms (benchmarks/two_hop_step.py times the whole step)."""
+    return _layer_norm_fwd(x, scale, bias, eps)[0]
+
+
+def _layer_norm_fwd(x, scale, bias, eps):
+    xc = x - _row_mean(x)
+    r = jax.lax.rsqrt(_row_mean(xc * xc) + eps)
+    xh = xc * r
+    return xh * scale + bias, (xh, r, scale)
+
+
+def _layer_norm_bwd(eps, res, g):
+    xh, r, scale = res
+    gh = g * scale
+    dx = r * (gh - _row_mean(gh) - xh * _row_mean(gh * xh))
+    return dx, _col_sum(g * xh).astype(scale.dtype), _col_sum(g).astype(scale.dtype)
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
 class Norm(nn.Module):
     config: TransformerConfig
 
@@ -97,12 +135,9 @@ class Norm(nn.Module):
         if c.norm == "rmsnorm":
             y = x32 * jax.lax.rsqrt(jnp.mean(x32 ** 2, axis=-1, keepdims=True) + c.norm_eps)
             return (y * self.param("scale", nn.initializers.ones, (x.shape[-1],))).astype(c.dtype)
-        mean = x32.mean(-1, keepdims=True)
-        y = (x32 - mean) * jax.lax.rsqrt(((x32 - mean) ** 2).mean(-1, keepdims=True) + c.norm_eps)
-        y = y * self.param("scale", nn.initializers.ones, (x.shape[-1],))
-        if c.norm_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (x.shape[-1],))
-        return y.astype(c.dtype)
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],)) if c.norm_bias else jnp.zeros_like(scale)
+        return layer_norm(x32, scale.astype(jnp.float32), bias.astype(jnp.float32), c.norm_eps).astype(c.dtype)
 
 
 def _torch_uniform(key, shape, dtype=jnp.float32):

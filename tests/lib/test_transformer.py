@@ -94,3 +94,27 @@ def test_config_validation_names_field():
         transformer.TransformerConfig(vocab_size=8, d_model=16, n_layers=1, n_heads=4, n_kv_heads=3)
     with pytest.raises(ValueError, match=r"mlp='geglu' is invalid: expected one of"):
         transformer.TransformerConfig(vocab_size=8, d_model=16, n_layers=1, n_heads=4, mlp="geglu")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8), (5, 16)])
+def test_layer_norm_gradient_matches_autodiff(shape):
+    """layer_norm's hand-written backward against autodiff of the plain expression (and torch's LayerNorm forward)."""
+    import torch
+
+    kx, ks, kb, kg = jax.random.split(jax.random.key(0), 4)
+    x = 3.0 + 2.0 * jax.random.normal(kx, shape)
+    scale = 1.0 + 0.1 * jax.random.normal(ks, shape[-1:])
+    bias = 0.1 * jax.random.normal(kb, shape[-1:])
+    g = jax.random.normal(kg, shape)
+
+    def plain(x, scale, bias):
+        mean = x.mean(-1, keepdims=True)
+        return (x - mean) / jnp.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5) * scale + bias
+
+    ours = jax.grad(lambda *a: jnp.sum(transformer.layer_norm(*a, 1e-5) * g), argnums=(0, 1, 2))(x, scale, bias)
+    ref = jax.grad(lambda *a: jnp.sum(plain(*a) * g), argnums=(0, 1, 2))(x, scale, bias)
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+    t = torch.nn.functional.layer_norm(torch.tensor(np.asarray(x)), shape[-1:], torch.tensor(np.asarray(scale)),
+                                       torch.tensor(np.asarray(bias)), 1e-5)
+    np.testing.assert_allclose(np.asarray(transformer.layer_norm(x, scale, bias, 1e-5)), t.numpy(), atol=1e-5)

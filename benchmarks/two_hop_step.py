@@ -405,7 +405,8 @@ def write_breakdown(b: dict, steps: int) -> None:
         f"Our gradient's largest ops per call in a profiler trace, besides the dense-layer matmuls (those run on "
         f"Eigen's threads and are not in it): {prof}. `dot` is the attention's batched matmuls; "
         f"`wrapped_reduce-window` is the row reductions (LayerNorm, softmax), which XLA's CPU backend splits into "
-        f"windows of 32; `copy_bitcast_fusion` lays out the attention operands; `broadcast_maximum_fusion` is the ReLU.",
+        f"windows of 32; `copy_bitcast_fusion` lays out the attention operands; `broadcast_maximum_fusion` is the "
+        f"ReLU.",
         "",
     ])
 

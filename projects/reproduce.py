@@ -54,7 +54,8 @@ REGISTRY: tuple[Project, ...] = (
     Project("npo", "Negative Preference Optimization (Zhang, Lin, Bai, Mei; 2024)", built=True,
             note="synthetic part (a) and TOFU part (b); quick runs (b) on the synthetic TOFU-like generator; the "
                  "real-TOFU paper preset (forget10, a learning-rate grid per method) ran on one H100: NPO+RT does not "
-                 "beat IDK there (projects/npo/README.md)",
+                 "beat IDK there, nor on a 20-author real-TOFU subset on the CPU (configs/npo/tofu_subset.py; "
+                 "projects/npo/README.md)",
             claims=("S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_forgets", "S.ga_retain_diverges",
                     "S.npo_plateaus", "S.npo_rt_best_tradeoff", "S.npo_beats_ga_without_retain",
                     "S.alpha0_npo_rt_smallest", "S.ga_linear_npo_log_drift", "T.calibration_fq",
@@ -62,7 +63,8 @@ REGISTRY: tuple[Project, ...] = (
     Project("simnpo", "Simplicity Prevails: Rethinking NPO for LLM Unlearning (Fan et al.; 2024)", built=True,
             note="Markov chains (a), TOFU (b) and relearning (c); quick runs (b, c) on the synthetic TOFU-like "
                  "generator; the real-TOFU paper preset (forget10) ran on one H100: SimNPO beats neither NPO+RT nor "
-                 "IDK there (projects/simnpo/README.md)",
+                 "IDK there, nor on a 20-author real-TOFU subset on the CPU (configs/simnpo/tofu_subset.py; "
+                 "projects/simnpo/README.md)",
             claims=("M.reference_values", "M.reference_values_paper",
                     "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
                     "M.simnpo_short_forget2_at_lower_retain", "M.npo_short_sequence", "M.ga_collapses",

@@ -252,3 +252,43 @@ def test_lr_grid_runs_each_point_and_resumes(outcome):
     assert [f for f in files if os.stat(os.path.join(unl, f)).st_mtime_ns != stamp[f]] == [chosen + ".json"]
     m.update({"tofu/data": "d", "tofu/model": "m"})
     assert "- NPO+RT: lr 0.0001 → " in UT.epoch_tables({"metrics": m})
+
+
+def test_real_tofu_subset_configs_validate():
+    """configs/{npo,simnpo}/tofu_subset.py: real TOFU, forget01's authors + 18 others, every field valid; simnpo's
+    relearning follows the forget split, and a missing data directory is named."""
+    from configs.npo import tofu_subset as npo_subset
+    from configs.simnpo import tofu_subset as simnpo_subset
+    from projects.npo import run as npo_run
+    from projects.simnpo import run as simnpo_run
+
+    for mod, run in ((npo_subset, npo_run), (simnpo_subset, simnpo_run)):
+        c = mod.get_config(None)
+        t = c.tofu
+        assert (t.source, t.retain_authors, tuple(t.forget_splits)) == ("tofu", 18, ("forget01",))
+        assert (t.model.d_model, t.model.n_layers) == (64, 1)  # quick's model
+        if "relearn" in c:
+            assert c.relearn.forget_split == "forget01"
+            assert set(t.unlearn.methods) == {"ga", "gd", "idk", "npo_rt", "simnpo_rt"}
+        c.tofu.data_dir = "/no/such/tofu"
+        with pytest.raises(common.ConfigError, match=r"config.tofu.data_dir='/no/such/tofu'"):
+            run.validate(c)
+        if os.path.isfile(os.path.join(TOFU_DIR, "full.json")):
+            c.tofu.data_dir = TOFU_DIR
+            run.validate(c)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(TOFU_DIR, "full.json")), reason="no ../shared/data/tofu")
+def test_real_tofu_subset_config_loads_twenty_authors():
+    """The subset config's data: 20 authors x 20 QA, of which forget01's 2 authors (40 QA) are forgotten: 10 %.
+    (One question text, "What is the full name of the author?", is asked of two authors in TOFU and is kept with both
+    rows, hence 401 and 361.)"""
+    from configs.npo import tofu_subset
+
+    t = tofu_subset.get_config(None).tofu
+    t.data_dir = TOFU_DIR
+    d = UT.load_data(t)
+    assert len(d["train"]["full"]) == 401 and len(d["train"]["forget01"]) == 40
+    assert len(d["train"]["retain99"]) == 361
+    forget = {(r["question"], r["answer"]) for r in d["train"]["forget01"]}
+    assert not forget & {(r["question"], r["answer"]) for r in d["train"]["retain99"]}

@@ -116,7 +116,7 @@ def real_tofu_subset(t: ml_collections.ConfigDict, relearn: ml_collections.Confi
     """Point a `tofu` sub-config (built at `quick`) at a CPU-sized subset of the real TOFU files, in place.
 
     20 of TOFU's 200 authors: the two `forget01` authors plus the first 18 others, so that forgetting removes 10 %
-    of the fine-tuning authors, as forget10 does on the full set (40 forget QA, 360 retain QA; retain99 cut to the
+    of the fine-tuning authors, as forget10 does on the full set (40 forget QA, 361 retain QA; retain99 cut to the
     same 18 authors is the retain model, and a second retain seed is the calibration check). The model, epochs and
     learning rates are quick's (d = 64, 1 layer; 30 fine-tuning epochs at lr 1e-2; 5 unlearning epochs). The data
     are read from `tofu.data_dir` and never downloaded. About 9 minutes on 2 CPU cores, most of it the per-epoch

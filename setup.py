@@ -9,7 +9,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["lib", "lib.*", "projects", "projects.*", "configs", "configs.*"]),
+    packages=find_packages(include=["lib", "lib.*", "harness", "harness.*", "projects", "projects.*", "configs",
+                                    "configs.*"]),
     install_requires=[
         "jax>=0.6,<0.12",
         "flax>=0.10,<0.14",

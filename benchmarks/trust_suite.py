@@ -23,9 +23,9 @@ from _results import write_section  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from projects import common  # noqa: E402
+from harness import runtime  # noqa: E402
 
-common.configure_xla_cpu_threads()
+runtime.configure_xla_cpu_threads()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

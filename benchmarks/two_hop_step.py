@@ -16,7 +16,7 @@ the skinny `[b·t, 256] × [256, 1024]` shapes). PyTorch uses its default thread
 Process memory settings are a dimension too, since glibc reads them only at process start: XLA's CPU runtime maps
 a fresh buffer for each execution's temporaries (about 700 MB at the paper size, ~171k page faults per step with
 4 KB pages), so our variants also run with 2 MB pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, what the
-projects' launchers set: projects/common.huge_pages_env); PyTorch runs with glibc's defaults, with a retained
+projects' launchers set: harness/runtime.huge_pages_env); PyTorch runs with glibc's defaults, with a retained
 heap (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`: fewer fresh mappings for its
 activations) and with both. The ratio is taken against PyTorch's best setting.
 

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,11 @@ from tqdm.auto import tqdm
 
 class NonFiniteError(FloatingPointError):
     """Raised when a monitored value (a loss, a gradient norm) is NaN or infinite."""
+
+
+class DamagedStateError(RuntimeError):
+    """A saved file (checkpoint, result, metrics) that cannot be read back; the message names the file and what is
+    wrong with it, and no earlier intact state could stand in for it."""
 
 
 def _to_python(value: Any) -> Any:
@@ -70,9 +76,28 @@ def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None
 
 
 def read_npz(path: str | os.PathLike) -> dict:
-    """Every array of an `.npz` file, loaded into memory (the file is closed)."""
-    with np.load(os.fspath(path)) as f:
-        return {k: f[k] for k in f.files}
+    """Every array of an `.npz` file, loaded into memory (the file is closed). A truncated or otherwise unreadable
+    file raises `DamagedStateError` naming it (delete it, or rerun with --fresh, to recompute it)."""
+    path = os.fspath(path)
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DamagedStateError(f"{path} is damaged ({type(e).__name__}: {e}); delete it to recompute it") from e
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file; a truncated or unreadable one raises `DamagedStateError` naming it."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise DamagedStateError(f"{path} is damaged ({type(e).__name__}: {e}); delete it to recompute it") from e
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -148,7 +173,7 @@ def check_finite(step: int, metrics: Mapping[str, Any], keys: Iterable[str] | No
             raise NonFiniteError(
                 f"{k} became non-finite ({arr.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]}) at step "
                 f"{step}{where}. Lower the learning rate or check the inputs; the last good checkpoint "
-                "is kept in the workdir.")
+                "is kept.")
 
 
 def progress(total: int, *, desc: str, initial: int = 0, unit: str = "step", disable: bool | None = None):

@@ -37,13 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from harness import outputs, plotting, validation
 from lib import losses as L
 from lib import text as T
 from lib import tofu_synth
 from lib import unlearning as U
 from lib.metrics import progress, read_npz, write_json_atomic, write_npz_atomic
 from lib.transformer import TransformerConfig, init_params
-from projects import common
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("synthetic", "tofu")
@@ -94,116 +94,117 @@ def _is_int(v, lo=0) -> bool:
 def validate_tofu(config, key: str = "tofu") -> None:
     """Checks every field of `config.<key>` that the pipeline reads (ConfigError naming field, value, accepted)."""
     t = config[key]
-    common.require(isinstance(t.enabled, bool), f"{key}.enabled", t.enabled, "True or False")
+    validation.require(isinstance(t.enabled, bool), f"{key}.enabled", t.enabled, "True or False")
     if not t.enabled:
         return
-    src = common.require_choice(config, f"{key}.source", SOURCES)
+    src = validation.require_choice(config, f"{key}.source", SOURCES)
     if src == "tofu":
         d = resolve_data_dir(t.data_dir)
-        common.require(os.path.isdir(d) and os.path.isfile(os.path.join(d, "full.json")), f"{key}.data_dir",
+        validation.require(os.path.isdir(d) and os.path.isfile(os.path.join(d, "full.json")), f"{key}.data_dir",
                        t.data_dir, f"a directory with the TOFU JSON files (full.json, forget10_perturbed.json, ...); "
                        f"resolved to {d!r}, which does not hold them. Use {key}.source='synthetic' without TOFU")
-        common.require_int(config, f"{key}.retain_authors", min_value=0)
+        validation.require_int(config, f"{key}.retain_authors", min_value=0)
     else:
         for f, lo in (("seed", 0), ("n_authors", 10), ("n_questions", 1), ("n_real_authors", 4),
                       ("n_world_facts", 4)):
-            common.require_int(config, f"{key}.synth.{f}", min_value=lo)
-        common.require(t.synth.n_questions <= len(tofu_synth.QTYPES), f"{key}.synth.n_questions",
+            validation.require_int(config, f"{key}.synth.{f}", min_value=lo)
+        validation.require(t.synth.n_questions <= len(tofu_synth.QTYPES), f"{key}.synth.n_questions",
                        t.synth.n_questions, f"an integer in [1, {len(tofu_synth.QTYPES)}]")
-    common.require_sequence(config, f"{key}.forget_splits", item_ok=lambda v: v in U.FORGET_SPLITS,
+    validation.require_sequence(config, f"{key}.forget_splits", item_ok=lambda v: v in U.FORGET_SPLITS,
                             item_desc=f"distinct names from {list(U.FORGET_SPLITS)}")
-    common.require(len(set(t.forget_splits)) == len(t.forget_splits), f"{key}.forget_splits", t.forget_splits,
+    validation.require(len(set(t.forget_splits)) == len(t.forget_splits), f"{key}.forget_splits", t.forget_splits,
                    f"distinct names from {list(U.FORGET_SPLITS)}")
-    common.require_int(config, f"{key}.ds_size", min_value=0)
-    common.require(isinstance(t.checkpoint, str), f"{key}.checkpoint", t.checkpoint,
+    validation.require_int(config, f"{key}.ds_size", min_value=0)
+    validation.require(isinstance(t.checkpoint, str), f"{key}.checkpoint", t.checkpoint,
                    "'' (a fresh lib/transformer) or the path of a local Hugging Face checkpoint directory")
     if t.checkpoint:
         p = os.path.expanduser(t.checkpoint)
-        common.require(os.path.isfile(os.path.join(p, "config.json")), f"{key}.checkpoint", t.checkpoint,
+        validation.require(os.path.isfile(os.path.join(p, "config.json")), f"{key}.checkpoint", t.checkpoint,
                        "a local Hugging Face checkpoint directory with config.json, *.safetensors and tokenizer.json")
-        common.require(os.path.isfile(os.path.join(p, "tokenizer.json")), f"{key}.checkpoint", t.checkpoint,
+        validation.require(os.path.isfile(os.path.join(p, "tokenizer.json")), f"{key}.checkpoint", t.checkpoint,
                        "a checkpoint directory that also holds tokenizer.json")
         for f in ("prompt_template", "answer_prefix", "eos_token", "bos_token"):
-            common.require(isinstance(t.hf[f], str), f"{key}.hf.{f}", t.hf[f], "a string")
-        common.require("{question}" in t.hf.prompt_template, f"{key}.hf.prompt_template", t.hf.prompt_template,
+            validation.require(isinstance(t.hf[f], str), f"{key}.hf.{f}", t.hf[f], "a string")
+        validation.require("{question}" in t.hf.prompt_template, f"{key}.hf.prompt_template", t.hf.prompt_template,
                        "a template containing {question}")
     else:
-        d_model = common.require_int(config, f"{key}.model.d_model", min_value=4)
-        common.require_int(config, f"{key}.model.n_layers", min_value=1)
-        h = common.require_int(config, f"{key}.model.n_heads", min_value=1)
-        common.require(d_model % h == 0, f"{key}.model.n_heads", h, f"a divisor of d_model={d_model}")
-    common.require_int(config, f"{key}.model.max_len", min_value=0)
-    common.require(isinstance(t.pretrain_mix, bool), f"{key}.pretrain_mix", t.pretrain_mix, "True or False")
+        d_model = validation.require_int(config, f"{key}.model.d_model", min_value=4)
+        validation.require_int(config, f"{key}.model.n_layers", min_value=1)
+        h = validation.require_int(config, f"{key}.model.n_heads", min_value=1)
+        validation.require(d_model % h == 0, f"{key}.model.n_heads", h, f"a divisor of d_model={d_model}")
+    validation.require_int(config, f"{key}.model.max_len", min_value=0)
+    validation.require(isinstance(t.pretrain_mix, bool), f"{key}.pretrain_mix", t.pretrain_mix, "True or False")
     f = t.finetune
-    common.require_int(config, f"{key}.finetune.epochs", min_value=1)
-    common.require_int(config, f"{key}.finetune.batch_size", min_value=1)
-    common.require_float(config, f"{key}.finetune.lr", min_value=0.0, strict=True)
-    common.require_int(config, f"{key}.finetune.warmup_epochs", min_value=0)
-    common.require_int(config, f"{key}.finetune.trim", min_value=0)
-    common.require_float(config, f"{key}.finetune.weight_decay", min_value=0.0)
-    common.require_int(config, f"{key}.finetune.seed", min_value=0)
-    common.require(f.warmup_epochs < f.epochs, f"{key}.finetune.warmup_epochs", f.warmup_epochs,
+    validation.require_int(config, f"{key}.finetune.epochs", min_value=1)
+    validation.require_int(config, f"{key}.finetune.batch_size", min_value=1)
+    validation.require_float(config, f"{key}.finetune.lr", min_value=0.0, strict=True)
+    validation.require_int(config, f"{key}.finetune.warmup_epochs", min_value=0)
+    validation.require_int(config, f"{key}.finetune.trim", min_value=0)
+    validation.require_float(config, f"{key}.finetune.weight_decay", min_value=0.0)
+    validation.require_int(config, f"{key}.finetune.seed", min_value=0)
+    validation.require(f.warmup_epochs < f.epochs, f"{key}.finetune.warmup_epochs", f.warmup_epochs,
                    f"an integer in [0, finetune.epochs={f.epochs})")
-    common.require_sequence(config, f"{key}.retain_seeds", item_ok=lambda v: _is_int(v),
+    validation.require_sequence(config, f"{key}.retain_seeds", item_ok=lambda v: _is_int(v),
                             item_desc="distinct integers >= 0 (the first is the FQ reference)")
-    common.require(len(set(t.retain_seeds)) == len(t.retain_seeds), f"{key}.retain_seeds", t.retain_seeds,
+    validation.require(len(set(t.retain_seeds)) == len(t.retain_seeds), f"{key}.retain_seeds", t.retain_seeds,
                    "distinct integers >= 0 (the first is the FQ reference)")
     u = t.unlearn
-    common.require_sequence(config, f"{key}.unlearn.methods", item_ok=lambda v: v in L.METHODS,
+    validation.require_sequence(config, f"{key}.unlearn.methods", item_ok=lambda v: v in L.METHODS,
                             item_desc=f"distinct names from {sorted(L.METHODS)}")
-    common.require(len(set(u.methods)) == len(u.methods), f"{key}.unlearn.methods", u.methods,
+    validation.require(len(set(u.methods)) == len(u.methods), f"{key}.unlearn.methods", u.methods,
                    f"distinct names from {sorted(L.METHODS)}")
     for m in u.methods:
-        common.require(m in u.lr, f"{key}.unlearn.lr", dict(u.lr), f"a learning rate for every method (missing {m!r})")
-        common.require_float(config, f"{key}.unlearn.lr.{m}", min_value=0.0, strict=True)
+        validation.require(m in u.lr, f"{key}.unlearn.lr", dict(u.lr),
+                           f"a learning rate for every method (missing {m!r})")
+        validation.require_float(config, f"{key}.unlearn.lr.{m}", min_value=0.0, strict=True)
         hp = dict(u.hparams[m]) if m in u.hparams else {}
         try:
             L.method_hparams(m, hp)
         except ValueError as e:
-            raise common.ConfigError(f"config.{key}.unlearn.hparams.{m}={hp!r} is invalid: {e}") from None
+            raise validation.ConfigError(f"config.{key}.unlearn.hparams.{m}={hp!r} is invalid: {e}") from None
     for m, grid in (u.lr_grid.items() if "lr_grid" in u else ()):
         ok = (isinstance(grid, (tuple, list)) and len(set(grid)) == len(grid)
               and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in grid))
-        common.require(ok, f"{key}.unlearn.lr_grid.{m}", grid,
+        validation.require(ok, f"{key}.unlearn.lr_grid.{m}", grid,
                        "a tuple of distinct learning rates > 0 (empty: just unlearn.lr)")
-    common.require_int(config, f"{key}.unlearn.epochs", min_value=1)
-    common.require_int(config, f"{key}.unlearn.batch_size", min_value=1)
-    common.require_int(config, f"{key}.unlearn.warmup_epochs", min_value=0)
-    common.require(u.warmup_epochs < u.epochs, f"{key}.unlearn.warmup_epochs", u.warmup_epochs,
+    validation.require_int(config, f"{key}.unlearn.epochs", min_value=1)
+    validation.require_int(config, f"{key}.unlearn.batch_size", min_value=1)
+    validation.require_int(config, f"{key}.unlearn.warmup_epochs", min_value=0)
+    validation.require(u.warmup_epochs < u.epochs, f"{key}.unlearn.warmup_epochs", u.warmup_epochs,
                    f"an integer in [0, unlearn.epochs={u.epochs})")
-    common.require_float(config, f"{key}.unlearn.weight_decay", min_value=0.0)
-    common.require_int(config, f"{key}.unlearn.seed", min_value=0)
-    common.require_int(config, f"{key}.eval.batch_size", min_value=1)
-    common.require_int(config, f"{key}.eval.max_new_tokens", min_value=0)
+    validation.require_float(config, f"{key}.unlearn.weight_decay", min_value=0.0)
+    validation.require_int(config, f"{key}.unlearn.seed", min_value=0)
+    validation.require_int(config, f"{key}.eval.batch_size", min_value=1)
+    validation.require_int(config, f"{key}.eval.max_new_tokens", min_value=0)
     c = t.claims
-    common.require_float(config, f"{key}.claims.calibration_low", min_value=0.0, strict=True)
-    common.require_float(config, f"{key}.claims.calibration_high", min_value=0.0, strict=True)
-    drop = common.require_float(config, f"{key}.claims.mu_drop", min_value=0.0)
-    common.require(drop < 1, f"{key}.claims.mu_drop", c.mu_drop, "a number in [0, 1)")
-    col = common.require_float(config, f"{key}.claims.collapse_frac", min_value=0.0)
-    common.require(col < 1, f"{key}.claims.collapse_frac", c.collapse_frac, "a number in [0, 1)")
-    common.require_float(config, f"{key}.claims.noise_log10", min_value=0.0)
-    common.require(isinstance(c.decide, bool), f"{key}.claims.decide", c.decide, "True or False")
+    validation.require_float(config, f"{key}.claims.calibration_low", min_value=0.0, strict=True)
+    validation.require_float(config, f"{key}.claims.calibration_high", min_value=0.0, strict=True)
+    drop = validation.require_float(config, f"{key}.claims.mu_drop", min_value=0.0)
+    validation.require(drop < 1, f"{key}.claims.mu_drop", c.mu_drop, "a number in [0, 1)")
+    col = validation.require_float(config, f"{key}.claims.collapse_frac", min_value=0.0)
+    validation.require(col < 1, f"{key}.claims.collapse_frac", c.collapse_frac, "a number in [0, 1)")
+    validation.require_float(config, f"{key}.claims.noise_log10", min_value=0.0)
+    validation.require(isinstance(c.decide, bool), f"{key}.claims.decide", c.decide, "True or False")
 
 
 def validate_relearn(config, key: str = "relearn", tofu_key: str = "tofu") -> None:
     r, t = config[key], config[tofu_key]
-    common.require(t.enabled, f"{tofu_key}.enabled", t.enabled, f"True when the {key} part runs (it attacks the "
+    validation.require(t.enabled, f"{tofu_key}.enabled", t.enabled, f"True when the {key} part runs (it attacks the "
                    f"models unlearned by the TOFU part)")
-    common.require_sequence(config, f"{key}.methods", item_ok=lambda v: v in tuple(t.unlearn.methods),
+    validation.require_sequence(config, f"{key}.methods", item_ok=lambda v: v in tuple(t.unlearn.methods),
                             item_desc=f"methods of {tofu_key}.unlearn.methods={list(t.unlearn.methods)}")
-    common.require_choice(config, f"{key}.forget_split", tuple(t.forget_splits))
-    frac = common.require_float(config, f"{key}.fraction", min_value=0.0, strict=True)
-    common.require(frac <= 1, f"{key}.fraction", frac, "a number in (0, 1]")
-    common.require_choice(config, f"{key}.selection", SELECTIONS)
-    common.require_sequence(config, f"{key}.steps", item_ok=lambda v: _is_int(v),
+    validation.require_choice(config, f"{key}.forget_split", tuple(t.forget_splits))
+    frac = validation.require_float(config, f"{key}.fraction", min_value=0.0, strict=True)
+    validation.require(frac <= 1, f"{key}.fraction", frac, "a number in (0, 1]")
+    validation.require_choice(config, f"{key}.selection", SELECTIONS)
+    validation.require_sequence(config, f"{key}.steps", item_ok=lambda v: _is_int(v),
                             item_desc="increasing integers >= 0 starting with 0")
     st = tuple(r.steps)
-    common.require(st[0] == 0 and all(a < b for a, b in zip(st[:-1], st[1:], strict=True)), f"{key}.steps", st,
+    validation.require(st[0] == 0 and all(a < b for a, b in zip(st[:-1], st[1:], strict=True)), f"{key}.steps", st,
                    "increasing integers >= 0 starting with 0")
-    common.require_float(config, f"{key}.lr", min_value=0.0, strict=True)
-    common.require_int(config, f"{key}.batch_size", min_value=1)
-    common.require_int(config, f"{key}.seed", min_value=0)
+    validation.require_float(config, f"{key}.lr", min_value=0.0, strict=True)
+    validation.require_int(config, f"{key}.batch_size", min_value=1)
+    validation.require_int(config, f"{key}.seed", min_value=0)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -287,7 +288,7 @@ def build_model(t, data: dict):
         if t.model.max_len:
             need = t.model.max_len
         if need > cfg.max_len and cfg.positions == "learned":
-            raise common.ConfigError(f"config.tofu.model.max_len: the data need {need} tokens but the checkpoint's "
+            raise validation.ConfigError(f"config.tofu.model.max_len: the data need {need} tokens but the checkpoint's "
                                      f"learned positions stop at {cfg.max_len}")
         import dataclasses
         cfg = dataclasses.replace(cfg, max_len=need)
@@ -719,7 +720,7 @@ def calibration_claim(tofu: dict, t, prefix: str = "T") -> dict:
     holds = None if (fq_rr is None or not t.claims.decide) else (fq_orig < lo and fq_rr > hi)
     tr_o = tofu["evals"]["original"][split]["forget_truth_ratio"]
     tr_r = tofu["evals"][ref][split]["forget_truth_ratio"]
-    return common.claim(
+    return outputs.claim(
         f"{prefix}.calibration_fq",
         f"Calibration on {split}: the fine-tuned model's FQ against the retain model (seed {t.retain_seeds[0]}) is "
         f"< {lo:g} and another retain seed's FQ against it is > {hi:g}",
@@ -745,7 +746,7 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
     runs = tofu["runs"][split]
     present = [m for m in losers if m in runs]
     if winner not in runs or not present:
-        return common.claim(claim_id, f"After unlearning {split}, {METHOD_NAMES[winner]} reaches a higher FQ than "
+        return outputs.claim(claim_id, f"After unlearning {split}, {METHOD_NAMES[winner]} reaches a higher FQ than "
                             f"{'/'.join(METHOD_NAMES[m] for m in losers)} at comparable MU", paper=paper,
                             ours=f"not run at this preset (methods: {list(runs)})", holds=None)
     w = _best(tofu, t, split, winner)
@@ -754,7 +755,7 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
     mu0 = tofu["evals"]["original"][split]["model_utility"]
     parts = ", ".join(f"{METHOD_NAMES[m]} {fmt(v[0])}"
                       + (f" (ep {v[1]}{_at_lr(runs[m])})" if v[1] else " (no epoch keeps MU)") for m, v in ls.items())
-    return common.claim(
+    return outputs.claim(
         claim_id,
         f"After unlearning {split}: {METHOD_NAMES[winner]}'s best FQ over the epochs with MU ≥ "
         f"{1 - t.claims.mu_drop:.2f}×MU(fine-tuned) is higher than each of {'/'.join(METHOD_NAMES[m] for m in present)}"
@@ -771,11 +772,11 @@ def ga_collapse_claim(tofu: dict, t, prefix: str = "T") -> dict:
     text = (f"GA's model utility collapses on {split}: its MU after the last epoch is < {frac:g}×MU(fine-tuned)")
     paper = "GA forget10 MU 0.00 (SimNPO Table 1; open-unlearning: 0 for both Llama models)"
     if "ga" not in runs:
-        return common.claim(f"{prefix}.ga_utility_collapses", text, paper=paper, ours="GA not run", holds=None)
+        return outputs.claim(f"{prefix}.ga_utility_collapses", text, paper=paper, ours="GA not run", holds=None)
     mu0 = tofu["evals"]["original"][split]["model_utility"]
     mus = [e["model_utility"] for e in runs["ga"]["epochs"]]
     holds = (mus[-1] < frac * mu0) if t.claims.decide else None
-    return common.claim(f"{prefix}.ga_utility_collapses", text, paper=paper,
+    return outputs.claim(f"{prefix}.ga_utility_collapses", text, paper=paper,
                         ours=f"GA MU per epoch {[fmt(x) for x in mus]} vs fine-tuned {fmt(mu0)}", holds=holds)
 
 
@@ -789,13 +790,13 @@ def compare_claim(tofu: dict, t, a: str, b: str, *, claim_id: str, paper: str) -
             f"{1 - t.claims.mu_drop:.2f}×MU(fine-tuned)); reported, not assumed: undecided (None) when the two "
             f"differ by less than {noise:g} in log10 FQ")
     if a not in runs or b not in runs:
-        return common.claim(claim_id, text, paper=paper, ours="not run at this preset", holds=None)
+        return outputs.claim(claim_id, text, paper=paper, ours="not run at this preset", holds=None)
     fa, fb = _best(tofu, t, split, a), _best(tofu, t, split, b)
     la, lb = runs[a]["epochs"][-1], runs[b]["epochs"][-1]
     diff = _lg(fa[0]) - _lg(fb[0]) if fa[0] > 0 and fb[0] > 0 else (math.inf if fa[0] > fb[0] else
                                                                     -math.inf if fb[0] > fa[0] else 0.0)
     holds = None if (abs(diff) < noise or not t.claims.decide) else diff > 0
-    return common.claim(
+    return outputs.claim(
         claim_id, text, paper=paper,
         ours=f"best FQ {METHOD_NAMES[a]} {fmt(fa[0])} (epoch {fa[1]}, MU {fmt(fa[2])}{_at_lr(runs[a])}) vs "
              f"{METHOD_NAMES[b]} {fmt(fb[0])} (epoch {fb[1]}, MU {fmt(fb[2])}{_at_lr(runs[b])}); last epoch FQ/MU "
@@ -824,7 +825,7 @@ def relearn_metrics_and_claim(rel: dict, tofu: dict, config, key: str = "relearn
         s, n = rel["runs"]["simnpo_rt"]["points"][-1], rel["runs"]["npo_rt"]["points"][-1]
         diff = _lg(s["forget_quality"]) - _lg(n["forget_quality"])
         holds = None if abs(diff) < t.claims.noise_log10 else diff > 0
-    c = common.claim(
+    c = outputs.claim(
         f"{prefix}.relearning",
         f"Relearning attack on {r.forget_split}: fine-tuning the unlearned models on the {r.selection} "
         f"{r.fraction:.0%} of the forget set ({len(rel['subset'])} QA) for k ∈ {list(r.steps)} steps (lr {r.lr:g}); "
@@ -847,7 +848,7 @@ def tofu_plots(workdir: str, tofu: dict, *, prefix: str = "tofu") -> list[str]:
     for split, runs in tofu["runs"].items():
         ev0 = tofu["evals"]["original"][split]
         retain_names = [n for n in tofu["evals"] if n.startswith(U.RETAIN_OF[split])]
-        fig, ax = common.figure(1, 1, figsize=(6.5, 4.8))
+        fig, ax = plotting.figure(1, 1, figsize=(6.5, 4.8))
         colors = {}
         for method, run in runs.items():
             fq = [ev0["forget_quality"]] + [e["forget_quality"] for e in run["epochs"]]
@@ -870,7 +871,7 @@ def tofu_plots(workdir: str, tofu: dict, *, prefix: str = "tofu") -> list[str]:
         name = f"{prefix}_{split}_tradeoff.png"
         fig.savefig(os.path.join(workdir, name), dpi=110)
         files.append(name)
-        fig, axes = common.figure(1, 2, figsize=(11, 4))
+        fig, axes = plotting.figure(1, 2, figsize=(11, 4))
         for method, run in runs.items():
             ep = [0] + [e["epoch"] for e in run["epochs"]]
             axes[0].plot(ep, [_lg(ev0["forget_quality"])] + [_lg(e["forget_quality"]) for e in run["epochs"]], "-o",
@@ -892,7 +893,7 @@ def tofu_plots(workdir: str, tofu: dict, *, prefix: str = "tofu") -> list[str]:
 
 
 def relearn_plot(workdir: str, rel: dict, name: str = "relearn.png") -> list[str]:
-    fig, axes = common.figure(1, 3, figsize=(13, 3.8))
+    fig, axes = plotting.figure(1, 3, figsize=(13, 3.8))
     for method, run in rel["runs"].items():
         ks = [p["k"] for p in run["points"]]
         lab = METHOD_NAMES.get(method, method)
@@ -917,7 +918,7 @@ _METHOD_NAMES = {"ga": "GA", "gd": "GD", "kl": "KL", "idk": "IDK", "dpo": "DPO",
 
 def epoch_tables(results: dict) -> str:
     """Markdown: per forget split, each method's FQ / MU after every unlearning epoch, read from a results.json's
-    `tofu/<split>/<method>/{fq,mu}_per_epoch` metrics (for projects.readme; nothing typed by hand)."""
+    `tofu/<split>/<method>/{fq,mu}_per_epoch` metrics (for harness.readme; nothing typed by hand)."""
     m = results["metrics"]
     out = []
     splits = sorted({k.split("/")[1] for k in m if k.startswith("tofu/") and k.endswith("/fq_per_epoch")})
@@ -953,7 +954,7 @@ def epoch_tables(results: dict) -> str:
 def readme_block(results: dict) -> str:
     """The npo / simnpo README block (`projects/<p>/readme.py: render`): the claims table, then the per-epoch
     FQ / MU tables of the same results.json."""
-    from projects.readme import claims_table  # here, not at the top: projects.readme imports the registry
+    from harness.readme import claims_table  # here, not at the top: harness.readme imports the registry
 
     tables = epoch_tables(results)
     return claims_table(results) + ("\n\n" + tables if tables else "")

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 from scipy import stats
 
+from harness.outputs import claim
 from lib import icl
-from projects.common import claim
 from projects.ltb_icl import theory
 
 TOL = 0.02  # "within 2 %" of the closed-form optimum

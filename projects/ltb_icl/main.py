@@ -1,26 +1,9 @@
-"""Launch ltb_icl from a config file.
+"""Launch ltb_icl from a config file (flags and errors: harness/cli.py).
 
     python -m projects.ltb_icl.main --config=configs/ltb_icl/default.py:quick --workdir=runs/ltb_icl
 """
 
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/ltb_icl/default.py:quick",
-                                          "Config file (optionally :preset).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "runs/ltb_icl", "Output directory; a rerun resumes from it.")
-
-
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-    from projects import common
-
-    common.run_main("ltb_icl", _CONFIG.value, _WORKDIR.value)
-
+from harness import cli
 
 if __name__ == "__main__":
-    from projects import common
-
-    common.reexec_with_huge_pages()  # once, before JAX starts: 2 MB pages for XLA's per-step buffers
-    app.run(main)
+    cli.launch("ltb_icl", module="train")

@@ -6,16 +6,16 @@ import os
 
 import numpy as np
 
+from harness import plotting
 from lib import icl
 from lib.metrics import read_jsonl
-from projects import common
 from projects.ltb_icl.claims import mean_ci
 
 
 def training_curves(config, workdir: str, ref: dict) -> str:
     rows = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
     Ms = list(config.data.context_lengths)
-    fig, axes = common.figure(1, len(Ms), figsize=(5.5 * len(Ms), 4), squeeze=False)
+    fig, axes = plotting.figure(1, len(Ms), figsize=(5.5 * len(Ms), 4), squeeze=False)
     steps = [r["step"] for r in rows]
     for ax, M in zip(axes[0], Ms, strict=True):
         for k, n in enumerate(config.data.beta_star_norms):
@@ -40,7 +40,7 @@ def risk_vs_norm(config, workdir: str, risks: dict, ref: dict) -> str:
     norms = np.asarray(config.data.beta_star_norms, float)
     d = config.data.d
     grid = np.linspace(0, max(norms.max(), 1e-3), 50)
-    fig, axes = common.figure(1, len(Ms), figsize=(5.5 * len(Ms), 4), squeeze=False)
+    fig, axes = plotting.figure(1, len(Ms), figsize=(5.5 * len(Ms), 4), squeeze=False)
     for ax, M in zip(axes[0], Ms, strict=True):
         r = risks[f"M{M}"]
         gd0 = [float(icl.gd0_optimum(H=np.eye(d), psi=config.data.psi * np.eye(d),

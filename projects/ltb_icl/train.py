@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from harness import outputs, validation
 from lib import icl, parallel
 from lib.checkpoint import Checkpointer
 from lib.metrics import MetricWriter, check_finite, progress
-from projects import common
 from projects.ltb_icl import claims as claims_lib
 from projects.ltb_icl import plots, theory
 
@@ -26,40 +26,40 @@ MODELS = ("lsa", "ltb")  # axis 2 of every run grid; LSA = LTB with its MLP outp
 
 def validate(config) -> None:
     """Checks every field this project reads; raises ConfigError naming field, value, accepted."""
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_int(config, "seed", min_value=0)
-    common.require_int(config, "num_seeds", min_value=1)
-    n_dev = common.require_int(config, "num_devices", min_value=0)
-    common.require(n_dev <= len(jax.local_devices()), "num_devices", n_dev,
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_int(config, "seed", min_value=0)
+    validation.require_int(config, "num_seeds", min_value=1)
+    n_dev = validation.require_int(config, "num_devices", min_value=0)
+    validation.require(n_dev <= len(jax.local_devices()), "num_devices", n_dev,
                    f"0 (all) or at most the {len(jax.local_devices())} local devices")
-    d = common.require_int(config, "data.d", min_value=1)
-    common.require_sequence(config, "data.context_lengths", item_desc="integers >= 1",
+    d = validation.require_int(config, "data.d", min_value=1)
+    validation.require_sequence(config, "data.context_lengths", item_desc="integers >= 1",
                             item_ok=lambda v: isinstance(v, int) and v >= 1)
-    common.require_sequence(config, "data.beta_star_norms", item_desc="numbers >= 0",
+    validation.require_sequence(config, "data.beta_star_norms", item_desc="numbers >= 0",
                             item_ok=lambda v: isinstance(v, (int, float)) and v >= 0)
-    common.require_float(config, "data.sigma2", min_value=0.0, strict=True)
-    common.require_float(config, "data.psi", min_value=0.0, strict=True)
-    d_ff = common.require_int(config, "model.d_ff", min_value=0)
-    common.require(d_ff == 0 or d_ff >= d + 1, "model.d_ff", d_ff, f"0 (= d+1) or >= d+1 = {d + 1}")
-    common.require_float(config, "model.init_scale", min_value=0.0, strict=True)
-    steps = common.require_int(config, "train.steps", min_value=1)
-    batch = common.require_int(config, "train.batch_size", min_value=1)
+    validation.require_float(config, "data.sigma2", min_value=0.0, strict=True)
+    validation.require_float(config, "data.psi", min_value=0.0, strict=True)
+    d_ff = validation.require_int(config, "model.d_ff", min_value=0)
+    validation.require(d_ff == 0 or d_ff >= d + 1, "model.d_ff", d_ff, f"0 (= d+1) or >= d+1 = {d + 1}")
+    validation.require_float(config, "model.init_scale", min_value=0.0, strict=True)
+    steps = validation.require_int(config, "train.steps", min_value=1)
+    batch = validation.require_int(config, "train.batch_size", min_value=1)
     devices = n_dev or len(jax.local_devices())
-    common.require(batch % devices == 0, "train.batch_size", batch,
+    validation.require(batch % devices == 0, "train.batch_size", batch,
                    f"a multiple of the number of devices used ({devices})")
-    common.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
-    log_every = common.require_int(config, "train.log_every", min_value=1)
-    common.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
-    ckpt = common.require_int(config, "train.checkpoint_every", min_value=1)
-    common.require(ckpt % log_every == 0, "train.checkpoint_every", ckpt,
+    validation.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
+    log_every = validation.require_int(config, "train.log_every", min_value=1)
+    validation.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
+    ckpt = validation.require_int(config, "train.checkpoint_every", min_value=1)
+    validation.require(ckpt % log_every == 0, "train.checkpoint_every", ckpt,
                    f"a multiple of train.log_every={log_every}")
-    common.require_int(config, "train.keep_checkpoints", min_value=1)
-    common.require_int(config, "eval.num_prompts", min_value=1)
-    common.require_int(config, "eval.curve_prompts", min_value=1)
-    common.require_int(config, "eval.chunk", min_value=1)
-    common.require_int(config, "eval.bayes_draws", min_value=2)
-    common.require_int(config, "eval.gd_steps", min_value=1)
-    common.require_float(config, "eval.gd_lr", min_value=0.0, strict=True)
+    validation.require_int(config, "train.keep_checkpoints", min_value=1)
+    validation.require_int(config, "eval.num_prompts", min_value=1)
+    validation.require_int(config, "eval.curve_prompts", min_value=1)
+    validation.require_int(config, "eval.chunk", min_value=1)
+    validation.require_int(config, "eval.bayes_draws", min_value=2)
+    validation.require_int(config, "eval.gd_steps", min_value=1)
+    validation.require_float(config, "eval.gd_lr", min_value=0.0, strict=True)
 
 
 def beta_stars(norms, d: int) -> jnp.ndarray:
@@ -246,6 +246,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics["train_seconds"] = train_seconds
     metrics["total_seconds"] = time.time() - t0
     plot_files = plots.make_all(config, workdir, risks, ref)
-    return common.write_results(workdir, project="ltb_icl", preset=config.preset,
+    return outputs.write_results(workdir, project="ltb_icl", preset=config.preset,
                                 seeds=list(range(config.num_seeds)),  # fold_in(key(config.seed), s)
                                 metrics=metrics, claims=claims, plots=plot_files)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from projects.common import claim
+from harness.outputs import claim
 
 METHODS = ("rfnpd", "reactive", "behaviour", "uniform", "rfnpd_theory")
 

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from projects import common
+from harness import plotting
 from projects.nonreactive_exploration.claims import METHODS
 
 LABELS = {"rfnpd": "RF-NPD (non-reactive design)", "reactive": "reactive explorer (real counts)",
@@ -19,7 +19,7 @@ STYLE = {"rfnpd": ("C0", "-o"), "reactive": ("C1", "--s"), "behaviour": ("C2", "
 def suboptimality_curves(config, workdir: str, points: dict) -> str:
     pt = points[config.offline.episodes]
     budgets = np.asarray(config.online.budgets)
-    fig, axes = common.figure(1, 2, figsize=(12, 4.5))
+    fig, axes = plotting.figure(1, 2, figsize=(12, 4.5))
     for ax, key, title in ((axes[0], "sub_dag", "inside the true sparsified MDP P† (benchmark)"),
                            (axes[1], "sub_true", "in the true MDP P")):
         x = pt[key].mean(-1)  # [N, M, B]
@@ -49,7 +49,7 @@ def visit_regions(config, workdir: str, points: dict) -> str:
     frac = pt["visit_frac"][:, :, -1].mean(0)  # [M, 3]
     names = ["offline data (behaviour)"] + [LABELS[m] for m in METHODS]
     rows = np.vstack([pt["offline_visit_frac"].mean(0)[None], frac])
-    fig, ax = common.figure(figsize=(8, 4.2))
+    fig, ax = plotting.figure(figsize=(8, 4.2))
     y = np.arange(len(names))
     left = np.zeros(len(names))
     for r, (reg, color) in enumerate((("lock states", "0.7"), ("region A (well covered)", "C2"),
@@ -75,7 +75,7 @@ def local_coverage(config, workdir: str, points: dict) -> str:
     gap = [points[k]["coverage_gap"].mean() for k in sweep]
     rt = [points[k]["sub_true"].mean(-1)[:, 0, cb].mean() for k in sweep]
     rb = [points[k]["sub_dag"].mean(-1)[:, 0, cb].mean() for k in sweep]
-    fig, ax = common.figure(figsize=(5.5, 4))
+    fig, ax = plotting.figure(figsize=(5.5, 4))
     ax.plot(sweep, gap, "k:o", label="coverage gap (V*−V*_P†)/H")
     ax.plot(sweep, rt, "C0-o", label=f"RF-NPD in P, K_de={config.claims.coverage_budget}")
     ax.plot(sweep, rb, "C0--s", label=f"RF-NPD in P† (benchmark), K_de={config.claims.coverage_budget}")

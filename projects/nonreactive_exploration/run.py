@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness import outputs, rundir, validation
 from lib import mdp
 from lib.metrics import check_finite, progress, write_npz_atomic
-from projects import common
 from projects.nonreactive_exploration import claims as claims_lib
 from projects.nonreactive_exploration import plots
 
@@ -30,43 +30,43 @@ REGIONS = ("lock", "A", "B")
 
 def validate(config) -> None:
     """Checks every field this project reads; raises ConfigError naming field, value, accepted."""
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_int(config, "seed", min_value=0)
-    n = common.require_int(config, "num_seeds", min_value=2)
-    b = common.require_int(config, "seed_batch", min_value=1)
-    common.require(n % b == 0, "seed_batch", b, f"a divisor of num_seeds={n}")
-    common.require_int(config, "env.region_size", min_value=3)
-    common.require_int(config, "env.num_actions", min_value=2)
-    common.require_int(config, "env.lock_length", min_value=1)
-    k = common.require_int(config, "env.num_successors", min_value=1)
-    common.require(k <= config.env.region_size, "env.num_successors", k,
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_int(config, "seed", min_value=0)
+    n = validation.require_int(config, "num_seeds", min_value=2)
+    b = validation.require_int(config, "seed_batch", min_value=1)
+    validation.require(n % b == 0, "seed_batch", b, f"a divisor of num_seeds={n}")
+    validation.require_int(config, "env.region_size", min_value=3)
+    validation.require_int(config, "env.num_actions", min_value=2)
+    validation.require_int(config, "env.lock_length", min_value=1)
+    k = validation.require_int(config, "env.num_successors", min_value=1)
+    validation.require(k <= config.env.region_size, "env.num_successors", k,
                    f"at most env.region_size={config.env.region_size}")
-    common.require_int(config, "env.horizon", min_value=1)
+    validation.require_int(config, "env.horizon", min_value=1)
     si = config.env.step_indexed
-    common.require(isinstance(si, bool), "env.step_indexed", si, "True or False")
-    p = common.require_float(config, "env.behaviour_correct_prob", min_value=0.0)
-    common.require(p <= 1.0, "env.behaviour_correct_prob", p, "a probability in [0, 1]")
-    common.require_int(config, "rewards.num_rewards", min_value=2)
-    d = common.require_float(config, "rewards.density", min_value=0.0, strict=True)
-    common.require(d <= 1.0, "rewards.density", d, "a probability in (0, 1]")
-    k_off = common.require_int(config, "offline.episodes", min_value=1)
-    common.require_sequence(config, "offline.sweep", item_desc="integers >= 1",
+    validation.require(isinstance(si, bool), "env.step_indexed", si, "True or False")
+    p = validation.require_float(config, "env.behaviour_correct_prob", min_value=0.0)
+    validation.require(p <= 1.0, "env.behaviour_correct_prob", p, "a probability in [0, 1]")
+    validation.require_int(config, "rewards.num_rewards", min_value=2)
+    d = validation.require_float(config, "rewards.density", min_value=0.0, strict=True)
+    validation.require(d <= 1.0, "rewards.density", d, "a probability in (0, 1]")
+    k_off = validation.require_int(config, "offline.episodes", min_value=1)
+    validation.require_sequence(config, "offline.sweep", item_desc="integers >= 1",
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-    common.require(k_off in config.offline.sweep, "offline.sweep", config.offline.sweep,
+    validation.require(k_off in config.offline.sweep, "offline.sweep", config.offline.sweep,
                    f"a list containing offline.episodes={k_off}")
-    common.require_int(config, "offline.threshold", min_value=1)
-    common.require_int(config, "design.virtual_episodes", min_value=1)
-    common.require_choice(config, "design.bonus", ["scaled", "theory"])
-    common.require_float(config, "design.beta", min_value=0.0, strict=True)
-    delta = common.require_float(config, "design.delta", min_value=0.0, strict=True)
-    common.require(delta < 1.0, "design.delta", delta, "a confidence level in (0, 1)")
-    common.require_choice(config, "design.init_counts", ["zero", "offline"])
-    budgets = common.require_sequence(config, "online.budgets", item_desc="strictly increasing integers >= 1",
+    validation.require_int(config, "offline.threshold", min_value=1)
+    validation.require_int(config, "design.virtual_episodes", min_value=1)
+    validation.require_choice(config, "design.bonus", ["scaled", "theory"])
+    validation.require_float(config, "design.beta", min_value=0.0, strict=True)
+    delta = validation.require_float(config, "design.delta", min_value=0.0, strict=True)
+    validation.require(delta < 1.0, "design.delta", delta, "a confidence level in (0, 1)")
+    validation.require_choice(config, "design.init_counts", ["zero", "offline"])
+    budgets = validation.require_sequence(config, "online.budgets", item_desc="strictly increasing integers >= 1",
                                       item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-    common.require(all(x < y for x, y in zip(budgets, budgets[1:], strict=False)), "online.budgets", budgets,
+    validation.require(all(x < y for x, y in zip(budgets, budgets[1:], strict=False)), "online.budgets", budgets,
                    "a list of at least 1 strictly increasing integers >= 1")
-    cb = common.require_int(config, "claims.coverage_budget", min_value=1)
-    common.require(cb in budgets, "claims.coverage_budget", cb, f"one of online.budgets={list(budgets)}")
+    cb = validation.require_int(config, "claims.coverage_budget", min_value=1)
+    validation.require(cb in budgets, "claims.coverage_budget", cb, f"one of online.budgets={list(budgets)}")
 
 
 def _bonus_fn(kind: str, *, beta: float, horizon: int, num_states: int, num_actions: int, delta: float):
@@ -247,13 +247,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
     the claims, writes results and plots."""
     validate(config)
     t0 = time.time()
-    common.save_config(config, workdir)  # refuses a workdir whose saved batches belong to another config
+    rundir.save_config(config, workdir)  # refuses a workdir whose saved batches belong to another config
     points = run_offline_points(config, workdir)
     sweep_seconds = time.time() - t0
     metrics, claims = claims_lib.compute(config, points)
     metrics["sweep_seconds"] = sweep_seconds
     plot_files = plots.make_all(config, workdir, points)
     metrics["total_seconds"] = time.time() - t0
-    return common.write_results(workdir, project="nonreactive_exploration", preset=config.preset,
+    return outputs.write_results(workdir, project="nonreactive_exploration", preset=config.preset,
                                 seeds=list(range(config.num_seeds)), metrics=metrics, claims=claims,
                                 plots=plot_files)

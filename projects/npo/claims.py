@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from projects.common import claim
+from harness.outputs import claim
 from projects.npo.synthetic import METHOD_NAMES
 
 DIVERGE_RATIO = 1.5  # retain distance at the end ≥ 1.5 × its value at mid-run: still growing (diverges)

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from projects import common
+from harness import plotting
 from projects.npo.claims import mean_ci
 from projects.npo.synthetic import METHOD_NAMES
 
@@ -26,7 +26,7 @@ def _band(ax, x, arr, *, log=False, **kw):
 
 def metrics_vs_steps(workdir: str, tag: str, res: dict, config_s) -> str:
     steps = res["steps"]
-    fig, axes = common.figure(1, 3, figsize=(15, 4))
+    fig, axes = plotting.figure(1, 3, figsize=(15, 4))
     for ax, (key, label) in zip(axes, PANELS, strict=True):
         for kind, m in res["methods"].items():
             _band(ax, steps, m[key], log=key != "param_dist", color=COLORS.get(kind), label=METHOD_NAMES[kind])
@@ -43,7 +43,7 @@ def metrics_vs_steps(workdir: str, tag: str, res: dict, config_s) -> str:
 
 
 def tradeoff(workdir: str, tag: str, res: dict) -> str:
-    fig, ax = common.figure(figsize=(6, 4.5))
+    fig, ax = plotting.figure(figsize=(6, 4.5))
     for kind, m in res["methods"].items():
         f, r = m["forget_dist"].mean(0), m["retain_dist"].mean(0)
         ax.plot(f, r, "-", color=COLORS.get(kind), label=METHOD_NAMES[kind], lw=1.2)
@@ -59,7 +59,7 @@ def tradeoff(workdir: str, tag: str, res: dict) -> str:
 
 def drift(workdir: str, res: dict, config_s) -> str:
     steps, dr = res["drift_steps"], res["drift"]
-    fig, axes = common.figure(1, 2, figsize=(12, 4.2))
+    fig, axes = plotting.figure(1, 2, figsize=(12, 4.2))
     cmap = {k: f"C{i}" for i, k in enumerate(dr)}
     for ax, xscale in zip(axes, ("linear", "log"), strict=True):
         for k, v in dr.items():

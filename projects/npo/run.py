@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from harness import outputs, validation
 from lib.metrics import progress
-from projects import common
 from projects import unlearning_tofu as tofu_lib
 from projects.npo import claims as claims_lib
 from projects.npo import plots, synthetic
@@ -25,48 +25,48 @@ def _is_bool(v) -> bool:
 
 def _validate_synthetic(config) -> None:
     s = config.synthetic
-    common.require(_is_bool(s.enabled), "synthetic.enabled", s.enabled, "True or False")
-    common.require_sequence(config, "synthetic.seeds", item_desc="distinct integers >= 0",
+    validation.require(_is_bool(s.enabled), "synthetic.enabled", s.enabled, "True or False")
+    validation.require_sequence(config, "synthetic.seeds", item_desc="distinct integers >= 0",
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-    common.require(len(set(s.seeds)) == len(s.seeds), "synthetic.seeds", s.seeds, "distinct integers >= 0")
-    common.require_sequence(config, "synthetic.alphas", item_desc=f"values in {list(ALPHAS)}",
+    validation.require(len(set(s.seeds)) == len(s.seeds), "synthetic.seeds", s.seeds, "distinct integers >= 0")
+    validation.require_sequence(config, "synthetic.alphas", item_desc=f"values in {list(ALPHAS)}",
                             item_ok=lambda v: v in ALPHAS)
     for f in ("dim", "num_features", "num_forget", "num_retain", "num_eval", "pretrain_steps"):
-        common.require_int(config, f"synthetic.{f}", min_value=1)
-    common.require_float(config, "synthetic.pretrain_lr", min_value=0.0, strict=True)
-    every = common.require_int(config, "synthetic.eval_every", min_value=1)
-    steps = common.require_int(config, "synthetic.steps", min_value=4 * every)
-    common.require(steps % every == 0, "synthetic.steps", steps, f"a multiple of synthetic.eval_every={every}")
-    common.require_sequence(config, "synthetic.methods", item_desc=f"distinct names in {list(synthetic.KINDS)}",
+        validation.require_int(config, f"synthetic.{f}", min_value=1)
+    validation.require_float(config, "synthetic.pretrain_lr", min_value=0.0, strict=True)
+    every = validation.require_int(config, "synthetic.eval_every", min_value=1)
+    steps = validation.require_int(config, "synthetic.steps", min_value=4 * every)
+    validation.require(steps % every == 0, "synthetic.steps", steps, f"a multiple of synthetic.eval_every={every}")
+    validation.require_sequence(config, "synthetic.methods", item_desc=f"distinct names in {list(synthetic.KINDS)}",
                             item_ok=lambda v: v in synthetic.KINDS)
-    common.require(len(set(s.methods)) == len(s.methods), "synthetic.methods", s.methods,
+    validation.require(len(set(s.methods)) == len(s.methods), "synthetic.methods", s.methods,
                    f"distinct names in {list(synthetic.KINDS)}")
-    common.require_float(config, "synthetic.forget_threshold", min_value=0.0, strict=True)
-    common.require_int(config, "synthetic.forget_within", min_value=0)
+    validation.require_float(config, "synthetic.forget_threshold", min_value=0.0, strict=True)
+    validation.require_int(config, "synthetic.forget_within", min_value=0)
     for tag in ("alpha1", "alpha0"):
         for kind in s.methods:
-            common.require_float(config, f"synthetic.lr_{tag}.{kind}", min_value=0.0, strict=True)
+            validation.require_float(config, f"synthetic.lr_{tag}.{kind}", min_value=0.0, strict=True)
             if kind in ("npo", "npo_rt", "dpo_rt"):
-                common.require_float(config, f"synthetic.beta_{tag}.{kind}", min_value=0.0, strict=True)
+                validation.require_float(config, f"synthetic.beta_{tag}.{kind}", min_value=0.0, strict=True)
     d = s.drift
-    common.require(_is_bool(d.enabled), "synthetic.drift.enabled", d.enabled, "True or False")
-    common.require_choice(config, "synthetic.drift.alpha", ALPHAS)
-    common.require_float(config, "synthetic.drift.lr", min_value=0.0, strict=True)
-    every = common.require_int(config, "synthetic.drift.eval_every", min_value=1)
-    steps = common.require_int(config, "synthetic.drift.steps", min_value=4 * every)
-    common.require(steps % every == 0, "synthetic.drift.steps", steps,
+    validation.require(_is_bool(d.enabled), "synthetic.drift.enabled", d.enabled, "True or False")
+    validation.require_choice(config, "synthetic.drift.alpha", ALPHAS)
+    validation.require_float(config, "synthetic.drift.lr", min_value=0.0, strict=True)
+    every = validation.require_int(config, "synthetic.drift.eval_every", min_value=1)
+    steps = validation.require_int(config, "synthetic.drift.steps", min_value=4 * every)
+    validation.require(steps % every == 0, "synthetic.drift.steps", steps,
                    f"a multiple of synthetic.drift.eval_every={every}")
-    common.require_sequence(config, "synthetic.drift.betas", item_desc="numbers > 0",
+    validation.require_sequence(config, "synthetic.drift.betas", item_desc="numbers > 0",
                             item_ok=lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)
 
 
 def validate(config) -> None:
     """Checks every field this project reads; raises ConfigError naming field, value and what is accepted."""
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
     for name, (check, _) in PARTS.items():
-        common.require(name in config, name, None, f"a `{name}` sub-config (configs/npo/default.py)")
+        validation.require(name in config, name, None, f"a `{name}` sub-config (configs/npo/default.py)")
         check(config)
-    common.require(any(config[name].enabled for name in PARTS), "synthetic.enabled", config.synthetic.enabled,
+    validation.require(any(config[name].enabled for name in PARTS), "synthetic.enabled", config.synthetic.enabled,
                    "True when tofu.enabled is False")
 
 
@@ -121,5 +121,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
             claims += c
             plot_files += p
     metrics["total_seconds"] = time.time() - t0
-    return common.write_results(workdir, project="npo", preset=config.preset, seeds=seeds(config),
+    return outputs.write_results(workdir, project="npo", preset=config.preset, seeds=seeds(config),
                                 metrics=metrics, claims=claims, plots=plot_files)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from projects import common
+from harness import outputs
 
 # spec §5a.6 table (scratch JAX run, torch-like init): (retain, Forget1, Forget2)
 SPEC_REFERENCE = {
@@ -153,7 +153,7 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
             f2_s.append(float(np.mean(s2)))
         for k, v in (("simnpo_minus_npo_forget1", d_f1), ("npo_gap_minus_simnpo_gap", d_gap)):
             metrics[f"markov/memorisation/matched/{k}"] = float(np.nanmean(v)) if np.isfinite(v).any() else None
-        claims.append(common.claim(
+        claims.append(outputs.claim(
             "M.simnpo_forgets_memorised_more",
             f"Memorisation case: at matched retain distance SimNPO (β={bs:g}) has forgotten the strongly memorised "
             f"Forget1 more than NPO (β={bn:g}).",
@@ -162,7 +162,7 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
             ours=f"mean over the matched retain grid of SimNPO − NPO Forget1 KL, per seed {seeds}: "
                  f"{[_fmt(x) for x in d_f1]} (mean {_pm(d_f1)}); grids {ranges}",
             holds=_agree(d_f1) if measurable else None))
-        claims.append(common.claim(
+        claims.append(outputs.claim(
             "M.simnpo_less_overforgetting",
             f"Memorisation case: at matched retain distance the gap |Forget1 − Forget2| (over-forgetting of the "
             f"never-seen Forget2 relative to Forget1) is smaller for SimNPO (β={bs:g}) than for NPO (β={bn:g}).",
@@ -182,7 +182,7 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
         rn = [retain_at_level(npo[k], 2, level[k]) for k in range(len(seeds))]
         rs = [retain_at_level(sim[k], 2, level[k]) for k in range(len(seeds))]
         diff = [_first_minus_second(a, b) for a, b in zip(rn, rs, strict=True)]
-        claims.append(common.claim(
+        claims.append(outputs.claim(
             "M.simnpo_short_forget2_at_lower_retain",
             f"Length case: SimNPO (β={bs:g}) brings the short Forget2 to the retrained model's level at a smaller "
             f"retain distance than NPO (β={bn:g}).",
@@ -209,7 +209,7 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
             holds = False
         else:
             holds = None
-        claims.append(common.claim(
+        claims.append(outputs.claim(
             "M.npo_short_sequence",
             f"Length case (reported, not asserted): NPO under-forgets the short Forget2 — it needs a larger retain "
             f"distance to bring Forget2 than Forget1 to the retrained level (holds = None when seeds disagree; "
@@ -233,7 +233,7 @@ def markov(config, results: dict) -> tuple[dict, list[dict]]:
         ratio = ga / np.maximum(npo, sim)
         ok &= bool(np.all(ratio >= GA_FACTOR) and np.all(ga >= 10 * orig))
         rows.append(f"{case}: GA {_pm(ga)}, NPO {_pm(npo)}, SimNPO {_pm(sim)} (original {_pm(orig)})")
-    claims.append(common.claim(
+    claims.append(outputs.claim(
         "M.ga_collapses",
         f"GA's retain distance after {u.iterations} iterations is ≫ NPO's and SimNPO's in both cases (here: ≥ "
         f"{GA_FACTOR}× both, and ≥ 10× the original model's, for every seed).",
@@ -265,7 +265,7 @@ def reference_claims(means: dict, n_seeds: int) -> list[dict]:
             ok &= bool(np.all(rel <= TOLERANCE))
             rows.append(f"{key[0]} {key[1]}: ({', '.join(_fmt(x) for x in ours)}) vs "
                         f"({', '.join(f'{x:g}' for x in ref)}), max rel. dev. {rel.max():.0%}")
-        out.append(common.claim(
+        out.append(outputs.claim(
             cid, f"Original and retrained models' KL to the true transitions (retain, Forget1, Forget2) are within "
                  f"±{TOLERANCE:.0%} of {source}.",
             paper=paper, ours=f"seed mean over {n_seeds} seeds: " + "; ".join(rows), holds=ok))
@@ -292,7 +292,7 @@ def _with_missing(claims: list[dict]) -> list[dict]:
     have = {c["id"]: c for c in claims}
     out = []
     for cid in CLAIM_IDS:
-        out.append(have.get(cid) or common.claim(
+        out.append(have.get(cid) or outputs.claim(
             cid, f"(needs the {_CASE_OF[cid]} case)", paper="see the full preset", ours=f"not run: the "
             f"{_CASE_OF[cid]} case is not in config.markov.cases", holds=None))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from projects import common
+from harness import plotting
 from projects.simnpo import claims as claims_lib
 
 COLORS = {"ga": "C7", "npo": "C0", "simnpo": "C3"}
@@ -35,7 +35,7 @@ def _mark_references(ax, r: dict) -> None:
 
 def tradeoff(config, workdir: str, results: dict) -> str:
     cases = list(results)
-    fig, axes = common.figure(1, len(cases), figsize=(6.2 * len(cases), 4.8), squeeze=False)
+    fig, axes = plotting.figure(1, len(cases), figsize=(6.2 * len(cases), 4.8), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
         r = results[case]
         for method, beta in _headline(config, case):
@@ -59,7 +59,7 @@ def tradeoff(config, workdir: str, results: dict) -> str:
 
 def sweep(config, workdir: str, results: dict) -> str:
     cases = list(results)
-    fig, axes = common.figure(2, len(cases), figsize=(6.2 * len(cases), 8.5), squeeze=False)
+    fig, axes = plotting.figure(2, len(cases), figsize=(6.2 * len(cases), 8.5), squeeze=False)
     u = config.markov.unlearn
     for col, case in enumerate(cases):
         r = results[case]
@@ -83,7 +83,7 @@ def sweep(config, workdir: str, results: dict) -> str:
 
 def iterations(config, workdir: str, results: dict) -> str:
     cases = list(results)
-    fig, axes = common.figure(len(cases), 3, figsize=(14, 3.6 * len(cases)), squeeze=False)
+    fig, axes = plotting.figure(len(cases), 3, figsize=(14, 3.6 * len(cases)), squeeze=False)
     for row, case in enumerate(cases):
         r = results[case]
         it = r["eval_iters"]

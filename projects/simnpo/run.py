@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness import outputs, validation
 from lib.metrics import progress
-from projects import common
 from projects import unlearning_tofu as tofu_lib
 from projects.simnpo import claims as claims_lib
 from projects.simnpo import markov, plots
@@ -43,59 +43,60 @@ def _is_beta(v) -> bool:
 
 def validate_markov(config) -> None:
     m = config.markov
-    common.require_sequence(config, "markov.cases", item_ok=lambda v: v in markov.CASES,
+    validation.require_sequence(config, "markov.cases", item_ok=lambda v: v in markov.CASES,
                             item_desc=f"cases from {list(markov.CASES)}")
-    common.require(len(set(m.cases)) == len(m.cases), "markov.cases", m.cases, "cases without repeats")
-    s = common.require_int(config, "markov.num_states", min_value=4)
-    common.require(s % 3 != 0 or s >= 6, "markov.num_states", s, "an integer >= 4")
-    eps = common.require_float(config, "markov.leakage", min_value=0.0, strict=True)
-    common.require(eps < 1, "markov.leakage", eps, "a number in (0, 1)")
+    validation.require(len(set(m.cases)) == len(m.cases), "markov.cases", m.cases, "cases without repeats")
+    s = validation.require_int(config, "markov.num_states", min_value=4)
+    validation.require(s % 3 != 0 or s >= 6, "markov.num_states", s, "an integer >= 4")
+    eps = validation.require_float(config, "markov.leakage", min_value=0.0, strict=True)
+    validation.require(eps < 1, "markov.leakage", eps, "a number in (0, 1)")
     for f in ("num_retain", "num_forget1", "num_forget2"):
-        common.require_int(config, f"markov.{f}", min_value=10)
-    length = common.require_int(config, "markov.length", min_value=3)
-    short = common.require_int(config, "markov.short_length", min_value=2)
-    common.require(short <= length, "markov.short_length", short, f"an integer in [2, length={length}]")
-    tf = common.require_float(config, "markov.test_fraction", min_value=0.0, strict=True)
-    common.require(tf < 1, "markov.test_fraction", tf, "a number in (0, 1)")
-    common.require_int(config, "markov.data_seed", min_value=0)
-    common.require_sequence(config, "markov.seeds", item_desc="distinct integers >= 0",
+        validation.require_int(config, f"markov.{f}", min_value=10)
+    length = validation.require_int(config, "markov.length", min_value=3)
+    short = validation.require_int(config, "markov.short_length", min_value=2)
+    validation.require(short <= length, "markov.short_length", short, f"an integer in [2, length={length}]")
+    tf = validation.require_float(config, "markov.test_fraction", min_value=0.0, strict=True)
+    validation.require(tf < 1, "markov.test_fraction", tf, "a number in (0, 1)")
+    validation.require_int(config, "markov.data_seed", min_value=0)
+    validation.require_sequence(config, "markov.seeds", item_desc="distinct integers >= 0",
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-    common.require(len(set(m.seeds)) == len(m.seeds), "markov.seeds", m.seeds, "distinct integers >= 0")
-    common.require_choice(config, "markov.model.variant", markov.VARIANTS)
-    d = common.require_int(config, "markov.model.d_model", min_value=2)
-    common.require_int(config, "markov.model.n_layers", min_value=1)
-    h = common.require_int(config, "markov.model.n_heads", min_value=1)
+    validation.require(len(set(m.seeds)) == len(m.seeds), "markov.seeds", m.seeds, "distinct integers >= 0")
+    validation.require_choice(config, "markov.model.variant", markov.VARIANTS)
+    d = validation.require_int(config, "markov.model.d_model", min_value=2)
+    validation.require_int(config, "markov.model.n_layers", min_value=1)
+    h = validation.require_int(config, "markov.model.n_heads", min_value=1)
     if m.model.variant == "standard":
-        common.require(d % h == 0, "markov.model.n_heads", h, f"a divisor of d_model={d}")
+        validation.require(d % h == 0, "markov.model.n_heads", h, f"a divisor of d_model={d}")
     for stage in ("pretrain", "unlearn"):
-        common.require_float(config, f"markov.{stage}.lr", min_value=0.0, strict=True)
-        common.require_int(config, f"markov.{stage}.batch_size", min_value=1)
-        common.require_float(config, f"markov.{stage}.adam_eps", min_value=0.0, strict=True)
-        common.require_float(config, f"markov.{stage}.weight_decay", min_value=0.0)
-    common.require_int(config, "markov.pretrain.epochs", min_value=1)
+        validation.require_float(config, f"markov.{stage}.lr", min_value=0.0, strict=True)
+        validation.require_int(config, f"markov.{stage}.batch_size", min_value=1)
+        validation.require_float(config, f"markov.{stage}.adam_eps", min_value=0.0, strict=True)
+        validation.require_float(config, f"markov.{stage}.weight_decay", min_value=0.0)
+    validation.require_int(config, "markov.pretrain.epochs", min_value=1)
     u = m.unlearn
-    iters = common.require_int(config, "markov.unlearn.iterations", min_value=1)
+    iters = validation.require_int(config, "markov.unlearn.iterations", min_value=1)
     n_forget_train = int((m.num_forget1 + m.num_forget2) * (1 - tf))
-    common.require(u.batch_size <= n_forget_train // 2, "markov.unlearn.batch_size", u.batch_size,
+    validation.require(u.batch_size <= n_forget_train // 2, "markov.unlearn.batch_size", u.batch_size,
                    f"an integer in [1, {n_forget_train // 2}] (half the forget-train set)")
-    common.require_sequence(config, "markov.unlearn.npo_betas", item_ok=_is_beta, item_desc="numbers > 0", min_len=0)
-    common.require_sequence(config, "markov.unlearn.simnpo_betas", item_ok=_is_beta, item_desc="numbers > 0",
+    validation.require_sequence(config, "markov.unlearn.npo_betas", item_ok=_is_beta, item_desc="numbers > 0",
+                                min_len=0)
+    validation.require_sequence(config, "markov.unlearn.simnpo_betas", item_ok=_is_beta, item_desc="numbers > 0",
                             min_len=0)
-    common.require(isinstance(u.ga, bool), "markov.unlearn.ga", u.ga, "True or False")
+    validation.require(isinstance(u.ga, bool), "markov.unlearn.ga", u.ga, "True or False")
     for method in ("npo", "simnpo"):
         for case in m.cases:
             field = f"markov.unlearn.{method}_beta.{case}"
-            beta = common.require_float(config, field, min_value=0.0, strict=True)
+            beta = validation.require_float(config, field, min_value=0.0, strict=True)
             sweep = tuple(u[f"{method}_betas"])
-            common.require(beta in sweep, field, beta, f"one of markov.unlearn.{method}_betas={list(sweep)}")
-    common.require_sequence(config, "markov.unlearn.eval_iters",
+            validation.require(beta in sweep, field, beta, f"one of markov.unlearn.{method}_betas={list(sweep)}")
+    validation.require_sequence(config, "markov.unlearn.eval_iters",
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= iters,
                             item_desc=f"increasing integers in [0, iterations={iters}] starting with 0")
     ev = tuple(u.eval_iters)
     increasing = all(a < b for a, b in zip(ev[:-1], ev[1:], strict=True))
-    common.require(ev[0] == 0 and increasing, "markov.unlearn.eval_iters", ev,
+    validation.require(ev[0] == 0 and increasing, "markov.unlearn.eval_iters", ev,
                    f"increasing integers in [0, iterations={iters}] starting with 0")
-    common.require_int(config, "markov.unlearn.eval_max_seqs", min_value=0)
+    validation.require_int(config, "markov.unlearn.eval_max_seqs", min_value=0)
 
 
 def case_lengths(config, case: str) -> dict[str, int]:
@@ -260,7 +261,7 @@ def _tofu(config, workdir: str) -> dict:
 
 
 def validate_tofu(config) -> None:
-    common.require(config.tofu.enabled, "tofu.enabled", config.tofu.enabled, "True when 'tofu' is in parts")
+    validation.require(config.tofu.enabled, "tofu.enabled", config.tofu.enabled, "True when 'tofu' is in parts")
     tofu_lib.validate_tofu(config)
 
 
@@ -286,7 +287,7 @@ def run_tofu(config, workdir: str) -> dict:
 
 
 def validate_relearn(config) -> None:
-    common.require("tofu" in config.parts or config.tofu.enabled, "parts", config.parts,
+    validation.require("tofu" in config.parts or config.tofu.enabled, "parts", config.parts,
                    "parts that include 'tofu' when 'relearn' runs")
     tofu_lib.validate_tofu(config)
     tofu_lib.validate_relearn(config)
@@ -308,8 +309,8 @@ PARTS = {"markov": (validate_markov, run_markov), "tofu": (validate_tofu, run_to
 
 def validate(config) -> None:
     """Checks every field this project reads; raises ConfigError naming field, value, accepted."""
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_sequence(config, "parts", item_ok=lambda v: v in PARTS, item_desc=f"parts from {list(PARTS)}")
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_sequence(config, "parts", item_ok=lambda v: v in PARTS, item_desc=f"parts from {list(PARTS)}")
     for part in config.parts:
         PARTS[part][0](config)
 
@@ -327,5 +328,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
         plot_files += out["plots"]
         seeds += [s for s in out["seeds"] if s not in seeds]
     metrics["total_seconds"] = time.time() - t0
-    return common.write_results(workdir, project="simnpo", preset=config.preset, seeds=seeds, metrics=metrics,
+    return outputs.write_results(workdir, project="simnpo", preset=config.preset, seeds=seeds, metrics=metrics,
                                 claims=claims, plots=plot_files)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from projects.common import claim
+from harness.outputs import claim
 
 
 def _alpha(config, want: float = 0.5) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from projects.common import figure
+from harness.plotting import figure
 from projects.speculative_rejection import tkl
 
 COSTS = (("roofline", "simulated accelerator (roofline)"), ("flops", "FLOPs"), ("wall", "CPU wall time"))

@@ -1,11 +1,11 @@
 """This project's README results block, rendered from a run's results.json (never typed by hand).
 
-`python -m projects.readme speculative_rejection` calls `render` and writes the block.
+`python -m harness.readme speculative_rejection` calls `render` and writes the block.
 """
 
 from __future__ import annotations
 
-from projects.readme import claims_table
+from harness.readme import claims_table
 
 
 def _f(x, fmt="{:.2f}") -> str:

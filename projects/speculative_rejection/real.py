@@ -24,21 +24,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness import validation
 from lib import compute_cost, decoding, hf_import, transformer
-from projects import common
 
 
 def validate(config) -> None:
     r = config.real
     for f in ("generator_dir", "reward_dir"):
         d = os.path.expanduser(r[f])
-        common.require(os.path.isfile(os.path.join(d, "config.json")), f"real.{f}", r[f],
+        validation.require(os.path.isfile(os.path.join(d, "config.json")), f"real.{f}", r[f],
                        "a local checkpoint directory holding config.json and *.safetensors")
     pf = r.prompts_file
-    common.require(pf == "" or os.path.isfile(os.path.expanduser(pf)), "real.prompts_file", pf,
+    validation.require(pf == "" or os.path.isfile(os.path.expanduser(pf)), "real.prompts_file", pf,
                    '"" (random-token prompts) or an existing text file, one prompt per line')
-    common.require_int(config, "real.num_prompts", min_value=1)
-    common.require_int(config, "real.max_prompt_tokens", min_value=1)
+    validation.require_int(config, "real.num_prompts", min_value=1)
+    validation.require_int(config, "real.max_prompt_tokens", min_value=1)
 
 
 def _dims(model: hf_import.Model) -> compute_cost.ModelDims:
@@ -53,10 +53,10 @@ def load(config):
     gen = hf_import.load_model(os.path.expanduser(r.generator_dir))
     rm = hf_import.load_model(os.path.expanduser(r.reward_dir))
     if rm.config.head != "scalar":
-        raise common.ConfigError(f"real.reward_dir={r.reward_dir!r} is a language model: expected a "
+        raise validation.ConfigError(f"real.reward_dir={r.reward_dir!r} is a language model: expected a "
                                  "*ForSequenceClassification checkpoint with num_labels=1 (a scalar head)")
     if rm.config.vocab_size != gen.config.vocab_size:
-        raise common.ConfigError(
+        raise validation.ConfigError(
             f"real.reward_dir={r.reward_dir!r} has vocab_size {rm.config.vocab_size}, the generator "
             f"{gen.config.vocab_size}: expected one shared vocabulary (ids are passed unchanged)")
     return gen, rm

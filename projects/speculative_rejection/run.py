@@ -25,75 +25,80 @@ import jax
 import numpy as np
 from scipy import stats
 
+from harness import outputs, validation
 from lib import compute_cost, decoding, transformer
 from lib.metrics import progress, write_json_atomic
-from projects import common
 from projects.speculative_rejection import claims as claims_lib
 from projects.speculative_rejection import models, plots, tkl
 
 
 def validate(config) -> None:
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_int(config, "seed", min_value=0)
-    T = common.require_int(config, "max_new_tokens", min_value=4)
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_int(config, "seed", min_value=0)
+    T = validation.require_int(config, "max_new_tokens", min_value=4)
     for part in ("generator", "reward_model"):
-        d = common.require_int(config, f"{part}.d_model", min_value=1)
-        h = common.require_int(config, f"{part}.n_heads", min_value=1)
-        common.require(d % h == 0, f"{part}.n_heads", h, f"a divisor of {part}.d_model={d}")
-        common.require_int(config, f"{part}.n_layers", min_value=1)
-        common.require_int(config, f"{part}.train.steps", min_value=1)
-        common.require_int(config, f"{part}.train.batch_size", min_value=1)
-        common.require_int(config, f"{part}.train.log_every", min_value=1)
-        common.require_float(config, f"{part}.train.learning_rate", min_value=0.0, strict=True)
-        common.require_float(config, f"{part}.train.weight_decay", min_value=0.0)
-    common.require_int(config, "reward_model.num_samples", min_value=2)
+        d = validation.require_int(config, f"{part}.d_model", min_value=1)
+        h = validation.require_int(config, f"{part}.n_heads", min_value=1)
+        validation.require(d % h == 0, f"{part}.n_heads", h, f"a divisor of {part}.d_model={d}")
+        validation.require_int(config, f"{part}.n_layers", min_value=1)
+        validation.require_int(config, f"{part}.train.steps", min_value=1)
+        validation.require_int(config, f"{part}.train.batch_size", min_value=1)
+        validation.require_int(config, f"{part}.train.log_every", min_value=1)
+        validation.require_float(config, f"{part}.train.learning_rate", min_value=0.0, strict=True)
+        validation.require_float(config, f"{part}.train.weight_decay", min_value=0.0)
+    validation.require_int(config, "reward_model.num_samples", min_value=2)
     if config.reward_model.init_from_generator:
         for f in ("d_model", "n_layers", "n_heads"):
-            common.require(config.reward_model[f] == config.generator[f], f"reward_model.{f}", config.reward_model[f],
+            validation.require(config.reward_model[f] == config.generator[f], f"reward_model.{f}",
+                               config.reward_model[f],
                            f"the generator's {f}={config.generator[f]} (reward_model.init_from_generator=True)")
-    common.require_int(config, "reward_model.samples_per_prompt", min_value=1)
-    common.require(isinstance(config.reward_model.append_eos, bool), "reward_model.append_eos",
+    validation.require_int(config, "reward_model.samples_per_prompt", min_value=1)
+    validation.require(isinstance(config.reward_model.append_eos, bool), "reward_model.append_eos",
                    config.reward_model.append_eos, "True or False")
     lc = config.language
     for f in ("z_a", "z_b"):
-        common.require_float(config, f"language.{f}", min_value=0.0, strict=True)
+        validation.require_float(config, f"language.{f}", min_value=0.0, strict=True)
     for f in ("epsilon", "p_stay", "hazard_before", "hazard_lo", "hazard_hi"):
-        v = common.require_float(config, f"language.{f}", min_value=0.0)
-        common.require(v <= 1.0, f"language.{f}", v, "a probability in [0, 1]")
-    common.require(lc.hazard_lo <= lc.hazard_hi, "language.hazard_lo", lc.hazard_lo,
+        v = validation.require_float(config, f"language.{f}", min_value=0.0)
+        validation.require(v <= 1.0, f"language.{f}", v, "a probability in [0, 1]")
+    validation.require(lc.hazard_lo <= lc.hazard_hi, "language.hazard_lo", lc.hazard_lo,
                    f"<= language.hazard_hi={lc.hazard_hi}")
     e = config.experiment
-    common.require_int(config, "experiment.num_prompts", min_value=1)
-    n0 = common.require_int(config, "experiment.device_batch", min_value=2)
-    mult = common.require_sequence(config, "experiment.bon_multiples", item_ok=lambda k: isinstance(k, int) and k >= 1,
+    validation.require_int(config, "experiment.num_prompts", min_value=1)
+    n0 = validation.require_int(config, "experiment.device_batch", min_value=2)
+    mult = validation.require_sequence(config, "experiment.bon_multiples", item_ok=lambda k: isinstance(k,
+                                       int) and k >= 1,
                                    item_desc="integers >= 1")
-    common.require(list(mult) == sorted(set(mult)) and mult[0] == 1 and len(mult) >= 2, "experiment.bon_multiples",
+    validation.require(list(mult) == sorted(set(mult)) and mult[0] == 1 and len(mult) >= 2, "experiment.bon_multiples",
                    mult, "an increasing sequence of at least two integers starting at 1 (N = N0·k)")
-    common.require_sequence(config, "experiment.alphas", item_ok=lambda a: isinstance(a, (int, float)) and 0 <= a < 1,
+    validation.require_sequence(config, "experiment.alphas", item_ok=lambda a: isinstance(a, (int,
+                                float)) and 0 <= a < 1,
                             item_desc="rejection rates in [0, 1)")
-    common.require_int(config, "experiment.b_cap_multiple", min_value=1)
-    tau = common.require_int(config, "experiment.tau_min", min_value=1)
-    common.require(tau < T, "experiment.tau_min", tau, f"< max_new_tokens={T}")
-    common.require_int(config, "experiment.bucket", min_value=1)
-    common.require(isinstance(config.experiment.reprefill, bool), "experiment.reprefill", config.experiment.reprefill,
+    validation.require_int(config, "experiment.b_cap_multiple", min_value=1)
+    tau = validation.require_int(config, "experiment.tau_min", min_value=1)
+    validation.require(tau < T, "experiment.tau_min", tau, f"< max_new_tokens={T}")
+    validation.require_int(config, "experiment.bucket", min_value=1)
+    validation.require(isinstance(config.experiment.reprefill, bool), "experiment.reprefill",
+                       config.experiment.reprefill,
                    "True (re-prefill survivors, as the official code) or False (gather their KV rows)")
-    common.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
-    common.require_int(config, "experiment.top_k", min_value=0)
-    common.require_int(config, "experiment.wall_prompts", min_value=0)
-    common.require_int(config, "experiment.correlation_prompts", min_value=0)
-    common.require_sequence(config, "experiment.correlation_taus", item_ok=lambda t: isinstance(t, int) and 1 <= t <= T,
+    validation.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
+    validation.require_int(config, "experiment.top_k", min_value=0)
+    validation.require_int(config, "experiment.wall_prompts", min_value=0)
+    validation.require_int(config, "experiment.correlation_prompts", min_value=0)
+    validation.require_sequence(config, "experiment.correlation_taus", item_ok=lambda t: isinstance(t,
+                                int) and 1 <= t <= T,
                             item_desc=f"integers in [1, max_new_tokens={T}]")
     b0 = b0_of(config)
-    common.require(b0 <= n0 * mult[-1], "experiment.bon_multiples", mult,
+    validation.require(b0 <= n0 * mult[-1], "experiment.bon_multiples", mult,
                    f"a largest N = N0·k of at least Speculative Rejection's b0 = {b0}, so its samples are "
                    "Best-of-N's (common random numbers)")
     for f in ("paper_max_new_tokens", "paper_device_batch"):
-        common.require_int(config, f"cost.{f}", min_value=1)
+        validation.require_int(config, f"cost.{f}", min_value=1)
     for f in ("weight_bytes_gen", "weight_bytes_rm", "params_gen", "params_rm", "kv_bytes_per_token", "bandwidth",
               "flops_per_s"):
-        common.require_float(config, f"cost.{f}", min_value=0.0, strict=f in ("bandwidth", "flops_per_s"))
+        validation.require_float(config, f"cost.{f}", min_value=0.0, strict=f in ("bandwidth", "flops_per_s"))
     del e
-    common.require(isinstance(config.real.enabled, bool), "real.enabled", config.real.enabled, "True or False")
+    validation.require(isinstance(config.real.enabled, bool), "real.enabled", config.real.enabled, "True or False")
     if config.real.enabled:
         from projects.speculative_rejection import real
 
@@ -375,7 +380,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         metrics["total_seconds"] = time.perf_counter() - t_start
         names = ["score_vs_compute.png"]
         plots.score_vs_compute(metrics, config, os.path.join(workdir, names[0]))
-        return common.write_results(workdir, project="speculative_rejection", preset=config.preset,
+        return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset,
                                     seeds=[config.seed], metrics=metrics,
                                     claims=claims_lib.real_claims(metrics, config), plots=names)
     lang = language(config)
@@ -403,5 +408,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
     with open(os.path.join(workdir, "reward_model_metrics.jsonl")) as f:
         metrics["rm_final_mse"] = json.loads(f.read().strip().splitlines()[-1])["loss"]
     plot_names = plots.make_all(metrics, records, config, workdir)
-    return common.write_results(workdir, project="speculative_rejection", preset=config.preset, seeds=[config.seed],
+    return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset, seeds=[config.seed],
                                 metrics=metrics, claims=claims_lib.claims(metrics, config), plots=plot_names)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from projects.common import claim
+from harness.outputs import claim
 
 METHODS = ("trust", "lcb", "greedy")
 SATURATION_SPEC = {100: 2.50, 1000: 3.24}  # spec §2.2 [C]: E[max η − mean η], σ = 1, N = 1

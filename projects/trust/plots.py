@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from projects import common
+from harness import plotting
 from projects.trust import claims as claims_lib
 
 COLORS = {"trust": "C0", "lcb": "C3", "greedy": "C2"}
@@ -23,7 +23,7 @@ def values(workdir: str, results: dict) -> str:
     names = _main_instances(results)
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = common.figure(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plotting.figure(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         r = results[name]
         s = claims_lib.summarise(r)
@@ -50,7 +50,7 @@ def values(workdir: str, results: dict) -> str:
 def certificates(workdir: str, results: dict) -> str:
     names = [n for n in ("trap_half_s0.5_d1000_n10000", "half01_s1_d1000_n1", "minimax_d10_n100_gap0.2")
              if n in results] or _main_instances(results)[:3]
-    fig, axes = common.figure(1, len(names), figsize=(4.6 * len(names), 4), squeeze=False)
+    fig, axes = plotting.figure(1, len(names), figsize=(4.6 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         r = results[name]
         for m in ("trust", "lcb"):
@@ -70,7 +70,7 @@ def certificates(workdir: str, results: dict) -> str:
 def scaling(workdir: str, config, results: dict) -> str:
     ds = sorted(config.scaling_ds)
     summ = [claims_lib.summarise(results[claims_lib.scaling_name(d)]) for d in ds]
-    fig, (a1, a2) = common.figure(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = plotting.figure(1, 2, figsize=(10, 3.8))
     a1.plot(ds, [s["trust/mean_improvement"] for s in summ], "o-", label="TRUST: mean V(π̂) − V(μ)")
     a1.plot(ds, [s["lcb/mean"] - s["v_behaviour"] for s in summ], "s--", color=COLORS["lcb"],
             label="LCB (= greedy): mean V − V(μ)")
@@ -87,7 +87,7 @@ def scaling(workdir: str, config, results: dict) -> str:
 
 
 def complexity(workdir: str, config, results: dict) -> str:
-    fig, ax = common.figure(figsize=(5.5, 4))
+    fig, ax = plotting.figure(figsize=(5.5, 4))
     for d in sorted(config.scaling_ds):
         r = results[claims_lib.scaling_name(d)]
         ax.plot(r["grid"], r["g_mean"], "o-", ms=3, label=f"Ĝ(ε), d={d}")
@@ -102,7 +102,7 @@ def complexity(workdir: str, config, results: dict) -> str:
 
 
 def offline_rl(workdir: str, rl: dict) -> str:
-    fig, (a1, a2) = common.figure(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = plotting.figure(1, 2, figsize=(10, 3.8))
     data = [rl["v_trust"], rl["v_lcb"], rl["v_greedy"], rl["v_trust_plugin"]]
     a1.violinplot(data, showextrema=False, showmeans=True)
     a1.set_xticks([1, 2, 3, 4], ["TRUST", "LCB", "greedy", "TRUST\nplug-in σ"])

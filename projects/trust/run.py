@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness import outputs, validation
 from lib import bandits
 from lib.metrics import progress, write_npz_atomic
-from projects import common
 from projects.trust import claims as claims_lib
 from projects.trust import offline_rl, plots
 
@@ -86,41 +86,42 @@ def instance_list(config) -> list[str]:
 
 def validate(config) -> None:
     """Checks every field this project reads; raises ConfigError naming field, value, accepted."""
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_int(config, "seed", min_value=0)
-    common.require_int(config, "num_seeds", min_value=2)
-    common.require_int(config, "seed_batch", min_value=1)
-    delta = common.require_float(config, "delta", min_value=0.0, strict=True)
-    common.require(delta < 1, "delta", delta, "a number in (0, 1)")
-    common.require_sequence(config, "instances", item_desc=f"instance names of the forms {INSTANCE_FORMS}",
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_int(config, "seed", min_value=0)
+    validation.require_int(config, "num_seeds", min_value=2)
+    validation.require_int(config, "seed_batch", min_value=1)
+    delta = validation.require_float(config, "delta", min_value=0.0, strict=True)
+    validation.require(delta < 1, "delta", delta, "a number in (0, 1)")
+    validation.require_sequence(config, "instances", item_desc=f"instance names of the forms {INSTANCE_FORMS}",
                             item_ok=_valid_name, min_len=0)
-    common.require_sequence(config, "scaling_ds", item_desc="integers >= 2", min_len=0,
+    validation.require_sequence(config, "scaling_ds", item_desc="integers >= 2", min_len=0,
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2)
-    common.require_int(config, "max_elements", min_value=1)
-    common.require_int(config, "trust.grid_size", min_value=2)
-    common.require_float(config, "trust.grid_decades", min_value=0.0, strict=True)
-    common.require_int(config, "trust.mc_draws", min_value=2)
-    common.require_int(config, "trust.mc_draws_large_d", min_value=2)
-    common.require(isinstance(config.trust.mc_slack, bool), "trust.mc_slack", config.trust.mc_slack, "True or False")
-    mcd = common.require_float(config, "trust.mc_delta", min_value=0.0, strict=True)
-    common.require(mcd < 1, "trust.mc_delta", mcd, "a number in (0, 1)")
-    common.require_int(config, "slsqp_instances", min_value=0)
+    validation.require_int(config, "max_elements", min_value=1)
+    validation.require_int(config, "trust.grid_size", min_value=2)
+    validation.require_float(config, "trust.grid_decades", min_value=0.0, strict=True)
+    validation.require_int(config, "trust.mc_draws", min_value=2)
+    validation.require_int(config, "trust.mc_draws_large_d", min_value=2)
+    validation.require(isinstance(config.trust.mc_slack, bool), "trust.mc_slack", config.trust.mc_slack,
+                       "True or False")
+    mcd = validation.require_float(config, "trust.mc_delta", min_value=0.0, strict=True)
+    validation.require(mcd < 1, "trust.mc_delta", mcd, "a number in (0, 1)")
+    validation.require_int(config, "slsqp_instances", min_value=0)
     rl = config.offline_rl
-    common.require(isinstance(rl.enabled, bool), "offline_rl.enabled", rl.enabled, "True or False")
-    s = common.require_int(config, "offline_rl.num_states", min_value=2)
-    common.require_int(config, "offline_rl.num_actions", min_value=2)
-    common.require_int(config, "offline_rl.horizon", min_value=1)
-    succ = common.require_int(config, "offline_rl.successors", min_value=1)
-    common.require(succ <= s, "offline_rl.successors", succ, f"an integer in [1, num_states={s}]")
-    frac = common.require_float(config, "offline_rl.reward_fraction", min_value=0.0)
-    common.require(frac <= 1, "offline_rl.reward_fraction", frac, "a number in [0, 1]")
-    common.require_int(config, "offline_rl.num_explore", min_value=1)
-    common.require_float(config, "offline_rl.beta_max", min_value=0.0)
-    common.require_int(config, "offline_rl.default_episodes", min_value=2)
-    eps = common.require_float(config, "offline_rl.default_eps", min_value=0.0)
-    common.require(eps <= 1, "offline_rl.default_eps", eps, "a number in [0, 1]")
-    common.require_float(config, "offline_rl.sigma", min_value=0.0, strict=True)
-    common.require_int(config, "offline_rl.num_seeds", min_value=2)
+    validation.require(isinstance(rl.enabled, bool), "offline_rl.enabled", rl.enabled, "True or False")
+    s = validation.require_int(config, "offline_rl.num_states", min_value=2)
+    validation.require_int(config, "offline_rl.num_actions", min_value=2)
+    validation.require_int(config, "offline_rl.horizon", min_value=1)
+    succ = validation.require_int(config, "offline_rl.successors", min_value=1)
+    validation.require(succ <= s, "offline_rl.successors", succ, f"an integer in [1, num_states={s}]")
+    frac = validation.require_float(config, "offline_rl.reward_fraction", min_value=0.0)
+    validation.require(frac <= 1, "offline_rl.reward_fraction", frac, "a number in [0, 1]")
+    validation.require_int(config, "offline_rl.num_explore", min_value=1)
+    validation.require_float(config, "offline_rl.beta_max", min_value=0.0)
+    validation.require_int(config, "offline_rl.default_episodes", min_value=2)
+    eps = validation.require_float(config, "offline_rl.default_eps", min_value=0.0)
+    validation.require(eps <= 1, "offline_rl.default_eps", eps, "a number in [0, 1]")
+    validation.require_float(config, "offline_rl.sigma", min_value=0.0, strict=True)
+    validation.require_int(config, "offline_rl.num_seeds", min_value=2)
 
 
 # ----------------------------------------------------------------------------------------------- bandit suite
@@ -384,5 +385,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
     plot_files = plots.make_all(config, workdir, results, rl)
     metrics["plots_seconds"] = time.time() - t_plots
     metrics["total_seconds"] = time.time() - t0
-    return common.write_results(workdir, project="trust", preset=config.preset, seeds=list(range(config.num_seeds)),
+    return outputs.write_results(workdir, project="trust", preset=config.preset, seeds=list(range(config.num_seeds)),
                                 metrics=metrics, claims=claims, plots=plot_files)

@@ -7,9 +7,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from harness.outputs import claim
 from lib.metrics import read_jsonl
 from lib.minimal_models import three_param_descent
-from projects.common import claim
 
 STORED_INIT = (-0.404, -0.6635, 1.4107)  # the authors' notebook run (spec §2.5)
 # Spec §2.5 trajectories (SGD lr 0.1): step -> loss, and the parameters at step 2000.

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness import plotting
 from lib import transformer
 from lib.minimal_models import three_param_descent
-from projects import common
 from projects.two_hop import claims as claims_lib
 from projects.two_hop import data
 
@@ -18,7 +18,7 @@ from projects.two_hop import data
 def dynamics(config, workdir: str) -> str:
     c = claims_lib.curves(workdir)
     step, S = c["step"], c["accuracy"].shape[1]
-    fig, axes = common.figure(2, 2, figsize=(12, 8))
+    fig, axes = plotting.figure(2, 2, figsize=(12, 8))
     styles = [("p_target", "target end", "C0"), ("p_distractor", "each distractor end (mean)", "C1"),
               ("p_context_other", "sources + bridges", "C2"), ("p_outside", "tokens not in context", "C3")]
     for s in range(S):
@@ -57,7 +57,7 @@ def attention_maps(config, workdir: str, before: dict | None, after: dict) -> st
                         n_nodes=config.data.n_nodes)
     pos = data.positions(batch)
     rows = [("before the jump", before), ("after training", after)] if before is not None else [("after", after)]
-    fig, axes = common.figure(len(rows), 3, figsize=(12, 4 * len(rows)), squeeze=False)
+    fig, axes = plotting.figure(len(rows), 3, figsize=(12, 4 * len(rows)), squeeze=False)
     labels = ["<s>"] + [str(int(t)) for t in np.asarray(batch["tokens"][0, 1:])]
     for r, (name, params) in enumerate(rows):
         attn = transformer.forward(params, batch["tokens"], config=mc, return_attn=True)["attn"]
@@ -79,7 +79,7 @@ def attention_maps(config, workdir: str, before: dict | None, after: dict) -> st
 
 def three_param(config, workdir: str) -> str:
     c = claims_lib.curves(workdir)
-    fig, axes = common.figure(1, 2, figsize=(12, 4))
+    fig, axes = plotting.figure(1, 2, figsize=(12, 4))
     for name, init, color in (("zero init", (0.0, 0.0, 0.0), "C0"), ("authors' init", claims_lib.STORED_INIT, "C1")):
         thetas, losses = three_param_descent(jnp.array(init), lr=0.1, steps=2000)
         axes[0].plot(np.asarray(losses), color=color, label=f"three-parameter model, {name}")

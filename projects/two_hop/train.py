@@ -15,51 +15,51 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from harness import outputs, validation
 from lib import transformer
 from lib.checkpoint import Checkpointer
 from lib.metrics import MetricWriter, check_finite, progress, write_npz_atomic
-from projects import common
 from projects.two_hop import claims as claims_lib
 from projects.two_hop import data, llm, plots
 
 
 def validate(config) -> None:
-    common.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    common.require_int(config, "seed", min_value=0)
-    common.require_int(config, "num_seeds", min_value=1)
-    k = common.require_int(config, "data.n_chains", min_value=1)
-    n = common.require_int(config, "data.n_nodes", min_value=1)
-    common.require(3 * k <= n, "data.n_nodes", n, f">= 3·n_chains = {3 * k} (all nodes of a sequence are distinct)")
-    d = common.require_int(config, "model.d_model", min_value=1)
-    common.require_int(config, "model.n_layers", min_value=3)
-    h = common.require_int(config, "model.n_heads", min_value=1)
-    common.require(d % h == 0, "model.n_heads", h, f"a divisor of model.d_model={d}")
-    common.require_choice(config, "model.mlp", list(transformer.MLPS))
-    common.require_choice(config, "model.init", list(transformer.INITS))
-    steps = common.require_int(config, "train.steps", min_value=1)
-    common.require_int(config, "train.batch_size", min_value=1)
-    common.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
-    common.require_float(config, "train.b2", min_value=0.0, strict=True)
-    cd = common.require_int(config, "train.cooldown_steps", min_value=0)
-    common.require(cd <= steps, "train.cooldown_steps", cd, f"at most train.steps={steps}")
-    common.require_float(config, "train.weight_decay", min_value=0.0)
-    log_every = common.require_int(config, "train.log_every", min_value=1)
-    common.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
-    ck = common.require_int(config, "train.checkpoint_every", min_value=1)
-    common.require(ck % log_every == 0, "train.checkpoint_every", ck, f"a multiple of train.log_every={log_every}")
-    common.require_int(config, "eval.batch_size", min_value=1)
-    common.require_int(config, "eval.seed", min_value=0)
-    common.require_int(config, "eval.final_batch_size", min_value=1)
-    common.require_int(config, "eval.jump_window", min_value=1)
-    common.require_int(config, "eval.three_param_steps", min_value=1)
+    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    validation.require_int(config, "seed", min_value=0)
+    validation.require_int(config, "num_seeds", min_value=1)
+    k = validation.require_int(config, "data.n_chains", min_value=1)
+    n = validation.require_int(config, "data.n_nodes", min_value=1)
+    validation.require(3 * k <= n, "data.n_nodes", n, f">= 3·n_chains = {3 * k} (all nodes of a sequence are distinct)")
+    d = validation.require_int(config, "model.d_model", min_value=1)
+    validation.require_int(config, "model.n_layers", min_value=3)
+    h = validation.require_int(config, "model.n_heads", min_value=1)
+    validation.require(d % h == 0, "model.n_heads", h, f"a divisor of model.d_model={d}")
+    validation.require_choice(config, "model.mlp", list(transformer.MLPS))
+    validation.require_choice(config, "model.init", list(transformer.INITS))
+    steps = validation.require_int(config, "train.steps", min_value=1)
+    validation.require_int(config, "train.batch_size", min_value=1)
+    validation.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
+    validation.require_float(config, "train.b2", min_value=0.0, max_value=1.0, strict=True, max_strict=True)
+    cd = validation.require_int(config, "train.cooldown_steps", min_value=0)
+    validation.require(cd <= steps, "train.cooldown_steps", cd, f"at most train.steps={steps}")
+    validation.require_float(config, "train.weight_decay", min_value=0.0)
+    log_every = validation.require_int(config, "train.log_every", min_value=1)
+    validation.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
+    ck = validation.require_int(config, "train.checkpoint_every", min_value=1)
+    validation.require(ck % log_every == 0, "train.checkpoint_every", ck, f"a multiple of train.log_every={log_every}")
+    validation.require_int(config, "eval.batch_size", min_value=1)
+    validation.require_int(config, "eval.seed", min_value=0)
+    validation.require_int(config, "eval.final_batch_size", min_value=1)
+    validation.require_int(config, "eval.jump_window", min_value=1)
+    validation.require_int(config, "eval.three_param_steps", min_value=1)
     ckpt = config.llm.checkpoint
-    common.require(isinstance(ckpt, str) and (ckpt == "" or os.path.isdir(os.path.expanduser(ckpt))),
+    validation.require(isinstance(ckpt, str) and (ckpt == "" or os.path.isdir(os.path.expanduser(ckpt))),
                    "llm.checkpoint", ckpt, '"" (skip the LLM side) or an existing local checkpoint directory')
-    common.require_int(config, "llm.max_k", min_value=2)
-    common.require_int(config, "llm.prompts_per_k", min_value=1)
-    common.require_int(config, "llm.finetune_steps", min_value=0)
-    common.require_float(config, "llm.finetune_lr", min_value=0.0)
-    common.require_int(config, "llm.batch_size", min_value=1)
+    validation.require_int(config, "llm.max_k", min_value=2)
+    validation.require_int(config, "llm.prompts_per_k", min_value=1)
+    validation.require_int(config, "llm.finetune_steps", min_value=0)
+    validation.require_float(config, "llm.finetune_lr", min_value=0.0)
+    validation.require_int(config, "llm.batch_size", min_value=1)
 
 
 def model_config(config) -> transformer.TransformerConfig:
@@ -216,6 +216,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics["train_seconds"] = train_seconds
     plot_files = plots.make_all(config, workdir, state)
     metrics["total_seconds"] = time.time() - t0
-    return common.write_results(workdir, project="two_hop", preset=config.preset,
+    return outputs.write_results(workdir, project="two_hop", preset=config.preset,
                                 seeds=list(range(config.num_seeds)), metrics=metrics, claims=claims,
                                 plots=plot_files)

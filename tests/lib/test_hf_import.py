@@ -82,7 +82,7 @@ def test_tokenizer_round_trip(tmp_path):
 
 
 def test_lm_sample_cli_on_a_tiny_checkpoint(tmp_path):
-    """`python -m projects.lm_sample` loads a local checkpoint + tokenizer.json and prints greedy samples."""
+    """`python -m harness.lm_sample` loads a local checkpoint + tokenizer.json and prints greedy samples."""
     import subprocess
     import sys
 
@@ -94,7 +94,7 @@ def test_lm_sample_cli_on_a_tiny_checkpoint(tmp_path):
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.save(str(tmp_path / "tokenizer.json"))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = subprocess.run([sys.executable, "-m", "projects.lm_sample", f"--checkpoint={tmp_path}",
+    out = subprocess.run([sys.executable, "-m", "harness.lm_sample", f"--checkpoint={tmp_path}",
                           "--prompt=w5 w6 w7", "--max_new_tokens=6", "--num_samples=2"], cwd=root,
                          env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs.ltb_icl import default
-from projects import common
+from harness import rundir, validation
 from projects.ltb_icl import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,7 +107,7 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         train.validate(config)
 
 
@@ -117,11 +117,11 @@ def test_cli_typo_and_changed_config_are_refused(tmp_path):
     typo = subprocess.run(_cmd(tmp_path / "w", "--config.train.stepz=5"), cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert typo.returncode != 0 and "stepz" in typo.stderr
-    common.save_config(default.get_config("smoke"), str(tmp_path / "w2"))
+    rundir.save_config(default.get_config("smoke"), str(tmp_path / "w2"))
     other = default.get_config("smoke")
     other.train.steps = 400
-    with pytest.raises(common.ConfigError, match="different config"):
-        common.save_config(other, str(tmp_path / "w2"))
+    with pytest.raises(validation.ConfigError, match="different config"):
+        rundir.save_config(other, str(tmp_path / "w2"))
 
 
 def test_divergence_stops_with_a_clear_message(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs.nonreactive_exploration import default
-from projects import common
+from harness import validation
 from projects.nonreactive_exploration import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,7 +65,7 @@ def test_rerun_with_another_config_is_refused(smoke_run):
     config, workdir, _ = smoke_run
     other = default.get_config("smoke")
     other.design.beta = 3.0
-    with pytest.raises(common.ConfigError, match="different config"):
+    with pytest.raises(validation.ConfigError, match="different config"):
         run.train_and_evaluate(other, str(workdir))
 
 
@@ -85,7 +85,7 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         run.validate(config)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs.npo import default
-from projects import common
+from harness import validation
 from projects.npo import claims as claims_lib
 from projects.npo import run, synthetic
 
@@ -145,7 +145,7 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         run.validate(config)
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from configs.simnpo import default
+from harness import validation
 from lib import losses as lib_losses
-from projects import common
 from projects.simnpo import markov, run
 
 EXPECTED = {"M.reference_values", "M.reference_values_paper",
@@ -116,7 +116,7 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         run.validate(config)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs.speculative_rejection import default, real_models
-from projects import common
+from harness import validation
 from projects.speculative_rejection import models, run, tkl
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
@@ -123,13 +123,13 @@ def test_smoke_rerun_resumes(smoke, tmp_path):
 def test_bad_config_names_field(field, value, match):
     c = default.get_config("smoke")
     c.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=match):
+    with pytest.raises(validation.ConfigError, match=match):
         run.validate(c)
 
 
 def test_real_config_without_checkpoints_says_how_to_point_at_one():
     c = real_models.get_config("smoke")
-    with pytest.raises(common.ConfigError, match="real.generator_dir"):
+    with pytest.raises(validation.ConfigError, match="real.generator_dir"):
         run.validate(c)
 
 
@@ -147,5 +147,5 @@ def test_real_checkpoints(tmp_path):
     assert m["bon/N4/score"] == pytest.approx(100.0)
     assert m["spr/0/rel_flops"] > m["spr/0.9/rel_flops"]
     c.real.reward_dir = str(tmp_path / "gen")
-    with pytest.raises(common.ConfigError, match="scalar head"):
+    with pytest.raises(validation.ConfigError, match="scalar head"):
         run.train_and_evaluate(c, str(tmp_path / "run2"))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs.trust import default
-from projects import common
+from harness import validation
 from projects.trust import offline_rl, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -89,7 +89,7 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         run.validate(config)
 
 

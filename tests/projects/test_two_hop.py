@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs.two_hop import default
-from projects import common
+from harness import validation
 from projects.two_hop import claims, data, train
 
 
@@ -80,7 +80,7 @@ def test_bad_config(field, value, message):
     """validate() names the field, the value and what is accepted."""
     config = default.get_config("smoke")
     config.update_from_flattened_dict({field: value})
-    with pytest.raises(common.ConfigError, match=re.escape(message)):
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
         train.validate(config)
 
 
@@ -121,7 +121,7 @@ def test_llm_checkpoint_must_exist():
     """A checkpoint path that does not exist is refused before anything runs."""
     config = default.get_config("smoke")
     config.llm.checkpoint = "/nonexistent/model"
-    with pytest.raises(common.ConfigError, match="config.llm.checkpoint='/nonexistent/model' is invalid"):
+    with pytest.raises(validation.ConfigError, match="config.llm.checkpoint='/nonexistent/model' is invalid"):
         train.validate(config)
 
 

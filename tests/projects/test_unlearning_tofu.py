@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs.unlearning_tofu import relearn_config, tofu_config
-from projects import common
+from harness import validation
 from projects import unlearning_tofu as UT
 
 TOFU_DIR = UT.resolve_data_dir("../shared/data/tofu")
@@ -96,7 +96,7 @@ def test_bad_config_errors(field, value, match):
         node[last] = ml_collections.ConfigDict(value)
     else:
         node[last] = value
-    with pytest.raises(common.ConfigError, match=match):
+    with pytest.raises(validation.ConfigError, match=match):
         UT.validate_tofu(c)
         UT.validate_relearn(c)
 
@@ -105,7 +105,7 @@ def test_missing_tofu_dir_names_the_field(tmp_path):
     c = _config()
     c.tofu.source = "tofu"
     c.tofu.data_dir = str(tmp_path / "no_tofu_here")
-    with pytest.raises(common.ConfigError, match=r"config.tofu.data_dir=.* TOFU JSON files .*source='synthetic'"):
+    with pytest.raises(validation.ConfigError, match=r"config.tofu.data_dir=.* TOFU JSON files .*source='synthetic'"):
         UT.validate_tofu(c)
 
 
@@ -154,7 +154,7 @@ def test_real_weights_config_validates(tmp_path, preset):
 
     c = tofu_llama.get_config(preset)
     c.tofu.source = "synthetic"
-    with pytest.raises(common.ConfigError, match=r"config.tofu.checkpoint='/path/to/llama' is invalid"):
+    with pytest.raises(validation.ConfigError, match=r"config.tofu.checkpoint='/path/to/llama' is invalid"):
         UT.validate_tofu(c)
     for f in ("config.json", "tokenizer.json"):
         (tmp_path / f).write_text("{}")
@@ -271,7 +271,7 @@ def test_real_tofu_subset_configs_validate():
             assert c.relearn.forget_split == "forget01"
             assert set(t.unlearn.methods) == {"ga", "gd", "idk", "npo_rt", "simnpo_rt"}
         c.tofu.data_dir = "/no/such/tofu"
-        with pytest.raises(common.ConfigError, match=r"config.tofu.data_dir='/no/such/tofu'"):
+        with pytest.raises(validation.ConfigError, match=r"config.tofu.data_dir='/no/such/tofu'"):
             run.validate(c)
         if os.path.isfile(os.path.join(TOFU_DIR, "full.json")):
             c.tofu.data_dir = TOFU_DIR

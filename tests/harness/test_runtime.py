@@ -1,4 +1,4 @@
-"""projects/common: the launchers' process settings (2 MB malloc pages via glibc's tunable)."""
+"""harness/runtime: the launchers' process settings (2 MB malloc pages via glibc's tunable)."""
 
 import os
 import subprocess
@@ -7,49 +7,49 @@ import textwrap
 
 import pytest
 
-from projects import common
+from harness import runtime, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
 def supported(monkeypatch):
-    monkeypatch.setattr(common, "huge_pages_supported", lambda: True)
+    monkeypatch.setattr(runtime, "huge_pages_supported", lambda: True)
 
 
 def test_huge_pages_env_adds_the_tunable_once(supported):
-    env = common.huge_pages_env({"PATH": "/bin"})
+    env = runtime.huge_pages_env({"PATH": "/bin"})
     assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
-    assert common.huge_pages_env(env) == env  # idempotent: a restarted launcher does not restart again
+    assert runtime.huge_pages_env(env) == env  # idempotent: a restarted launcher does not restart again
 
 
 def test_huge_pages_env_keeps_other_tunables_and_a_users_choice(supported):
-    env = common.huge_pages_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    env = runtime.huge_pages_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
     mine = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
-    assert common.huge_pages_env(mine) == mine
+    assert runtime.huge_pages_env(mine) == mine
 
 
 def test_huge_pages_env_off_switch_and_unsupported_systems(supported, monkeypatch):
-    assert "GLIBC_TUNABLES" not in common.huge_pages_env({"REPROJAX_HUGE_PAGES": "0"})
-    monkeypatch.setattr(common, "huge_pages_supported", lambda: False)
-    assert "GLIBC_TUNABLES" not in common.huge_pages_env({})
+    assert "GLIBC_TUNABLES" not in runtime.huge_pages_env({"REPROJAX_HUGE_PAGES": "0"})
+    monkeypatch.setattr(runtime, "huge_pages_supported", lambda: False)
+    assert "GLIBC_TUNABLES" not in runtime.huge_pages_env({})
 
 
 def test_huge_pages_env_rejects_a_bad_switch_value():
-    with pytest.raises(common.ConfigError, match=r"REPROJAX_HUGE_PAGES='yes' is invalid: expected '1'"):
-        common.huge_pages_env({"REPROJAX_HUGE_PAGES": "yes"})
+    with pytest.raises(validation.ConfigError, match=r"REPROJAX_HUGE_PAGES='yes' is invalid: expected '1'"):
+        runtime.huge_pages_env({"REPROJAX_HUGE_PAGES": "yes"})
 
 
-@pytest.mark.skipif(not common.huge_pages_supported(), reason="needs Linux, glibc >= 2.35 and THP not 'never'")
+@pytest.mark.skipif(not runtime.huge_pages_supported(), reason="needs Linux, glibc >= 2.35 and THP not 'never'")
 def test_reexec_restarts_once_with_the_same_arguments(tmp_path):
     script = tmp_path / "launcher.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {ROOT!r})
         print("start", os.environ.get("GLIBC_TUNABLES"), sys.argv[1:], flush=True)
-        from projects import common
-        common.reexec_with_huge_pages()
+        from harness import runtime
+        runtime.reexec_with_huge_pages()
         print("run", os.environ.get("GLIBC_TUNABLES"), sys.argv[1:])
     """))
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "REPROJAX_HUGE_PAGES")}

@@ -1,6 +1,6 @@
 """Sample from a local Hugging Face checkpoint with lib/ (a sanity check before pointing a project at it).
 
-    python -m projects.lm_sample --checkpoint=/path/to/model --prompt="The capital of France is" \
+    python -m harness.lm_sample --checkpoint=/path/to/model --prompt="The capital of France is" \
         --max_new_tokens=32 --temperature=0.7 --top_p=0.9 --num_samples=2
 
 The directory needs config.json, model.safetensors (or shards + index) and tokenizer.json; nothing is

@@ -1,0 +1,78 @@
+"""Process settings chosen before JAX starts: XLA's CPU thread pool and glibc's 2 MB malloc pages."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from harness.validation import ConfigError
+
+SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def configure_xla_cpu_threads() -> str:
+    """Chooses XLA's CPU threading before JAX starts; returns the mode used.
+
+    Default "single": on the 2-core reference machine the projects' small-matrix steps ran 1.7×
+    faster single-threaded than with XLA's default thread pool (benchmarks/RESULTS.md). Set
+    REPROJAX_XLA_THREADS=default to keep XLA's default; an XLA_FLAGS you set yourself always wins.
+    Multi-device CPU runs keep the default (forced CPU devices hung in collectives under the
+    single-thread flags; DESIGN.md)."""
+    mode = os.environ.get("REPROJAX_XLA_THREADS", "single")
+    if mode not in ("single", "default"):
+        raise ConfigError(f"REPROJAX_XLA_THREADS={mode!r} is invalid: expected 'single' or 'default'")
+    if "jax" in sys.modules or "XLA_FLAGS" in os.environ or mode == "default":
+        return "default" if "XLA_FLAGS" not in os.environ else "user XLA_FLAGS"
+    os.environ["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
+    return "single"
+
+
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def huge_pages_env(environ: dict | None = None) -> dict:
+    """A copy of `environ` (default os.environ) with glibc's transparent-huge-page malloc tunable added
+    (GLIBC_TUNABLES=glibc.malloc.hugetlb=1) where it applies: Linux, glibc >= 2.35, transparent huge pages not
+    disabled, REPROJAX_HUGE_PAGES not "0", and the tunable not already set.
+
+    Why: XLA's CPU runtime maps a fresh buffer for every execution's temporaries (about 700 MB per two_hop
+    paper-size step) and unmaps it afterwards; with 4 KB pages that is ~171k page faults per step. Backed by
+    2 MB pages the same step ran about 10% faster here (benchmarks/RESULTS.md). glibc reads the tunable only at
+    process start, so launchers pass this environment to a child or restart themselves with it."""
+    env = dict(os.environ if environ is None else environ)
+    mode = env.get("REPROJAX_HUGE_PAGES", "1")
+    if mode not in ("0", "1"):
+        raise ConfigError(f"REPROJAX_HUGE_PAGES={mode!r} is invalid: expected '1' (default) or '0'")
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if mode == "0" or "glibc.malloc.hugetlb" in tunables or not huge_pages_supported():
+        return env
+    env["GLIBC_TUNABLES"] = f"{tunables}:{HUGE_PAGES_TUNABLE}" if tunables else HUGE_PAGES_TUNABLE
+    return env
+
+
+def huge_pages_supported() -> bool:
+    """Linux with glibc >= 2.35 (the first with the glibc.malloc.hugetlb tunable) and transparent huge pages not
+    switched off ("always" or "madvise" in /sys/kernel/mm/transparent_hugepage/enabled)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc, version = platform.libc_ver()
+    try:
+        if libc != "glibc" or tuple(int(v) for v in version.split(".")[:2]) < (2, 35):
+            return False
+        with open("/sys/kernel/mm/transparent_hugepage/enabled", encoding="ascii") as f:
+            return "[never]" not in f.read()
+    except (OSError, ValueError):
+        return False
+
+
+def reexec_with_huge_pages() -> None:
+    """Restarts this process once, same interpreter and arguments, with `huge_pages_env()` when that adds the
+    tunable; returns without doing anything otherwise. Call it first thing in a launcher's `__main__` block
+    (never from library code or tests: it replaces the running process). REPROJAX_HUGE_PAGES=0 turns it off."""
+    env = huge_pages_env()
+    if env.get("GLIBC_TUNABLES") == os.environ.get("GLIBC_TUNABLES"):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

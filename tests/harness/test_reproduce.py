@@ -1,0 +1,79 @@
+"""projects.reproduce: runs registered projects, reports claims from results.json, never shows a failure as passing."""
+
+import json
+import os
+import subprocess
+import sys
+
+from harness import reproduce as runner
+from projects import reproduce
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_registry_lists_all_ten_projects_and_configs_exist():
+    """All ten papers are registered; every built one has its config and main module."""
+    names = [p.name for p in reproduce.REGISTRY]
+    assert len(names) == 10 and len(set(names)) == 10
+    for p in reproduce.REGISTRY:
+        if p.built:
+            assert os.path.exists(os.path.join(ROOT, p.config_path)), p.name
+            assert os.path.exists(os.path.join(ROOT, "projects", p.name, "main.py")), p.name
+
+
+def test_report_shows_failures_and_takes_claims_from_results(tmp_path):
+    """A failed run and a false claim never render as holding; claims come from the results, not the registry."""
+    outcomes = {"ltb_icl": {"status": "ran", "seconds": 1.0, "plots": [], "claims": [
+        {"id": "X.one", "claim": "c", "paper": "p", "ours": "o", "holds": False},
+        {"id": "X.two", "claim": "c", "paper": "p", "ours": "o", "holds": None}]}}
+    text = open(runner.write_report(reproduce.REGISTRY, outcomes, preset="quick", runs_dir=str(tmp_path))).read()
+    assert "❌ does not hold" in text and "`X.two`" in text and "✅" not in text
+    assert "| ltb_icl | ran | 0/2 |" in text
+    assert "| trust | not run (excluded by --only) |" in text  # built, but not in these outcomes
+    assert "| autoprm | not built yet |" in text
+    failed = {"ltb_icl": {"status": "failed (exit code 1: boom)", "seconds": 1.0, "claims": []}}
+    text = open(runner.write_report(reproduce.REGISTRY, failed, preset="quick", runs_dir=str(tmp_path))).read()
+    assert "failed (exit code 1" in text and "✅" not in text
+    assert json.load(open(tmp_path / "report.json"))["ltb_icl"]["status"].startswith("failed")
+
+
+def test_damaged_results_file_reads_as_missing(tmp_path):
+    """A truncated results.json (a run killed while another wrote it) is reported as no result, not a crash."""
+    path = tmp_path / "results.json"
+    path.write_text('{"project": "x", "claims": [')
+    assert runner.read_results(str(path)) is None
+    path.write_text(json.dumps({"project": "x", "claims": []}))
+    assert runner.read_results(str(path)) == {"project": "x", "claims": []}
+
+
+def test_reproduce_smoke_end_to_end(tmp_path):
+    """`python -m projects.reproduce --preset smoke --only ltb_icl` runs and writes runs/report.md."""
+    env = dict(os.environ, PYTHONPATH=ROOT, REPROJAX_PROGRESS="0")
+    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "smoke", "--only", "ltb_icl",
+                          "--runs_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    assert "| ltb_icl | ran |" in report
+    assert "![training_curves.png](ltb_icl/training_curves.png)" in report
+    assert (tmp_path / "ltb_icl" / "results.json").exists()
+    # the same runs dir with another preset: the child refuses in one line, and the report says how to go on
+    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "quick", "--only", "ltb_icl",
+                          "--runs_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    report = (tmp_path / "report.md").read_text()
+    assert "exit code 2" in report and "--fresh" in report and "Traceback" not in out.stdout
+
+
+def _reproduce(*args):
+    return subprocess.run([sys.executable, "-m", "projects.reproduce", *args], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+
+
+def test_unknown_or_unbuilt_project_is_one_clear_line(tmp_path):
+    """--only with an unknown or a registered-but-unbuilt name exits 2 in one line naming the accepted projects."""
+    out = _reproduce("--only", "ltb_icll", "--runs_dir", str(tmp_path / "r"))
+    assert out.returncode == 2 and "unknown project(s) ['ltb_icll']" in out.stderr and "ltb_icl" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    out = _reproduce("--only", "autoprm", "--runs_dir", str(tmp_path / "r"))
+    assert out.returncode == 2 and "['autoprm'] registered but not built yet" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -101,8 +101,8 @@ def tofu_config(preset: str, *, methods=NPO_METHODS) -> ml_collections.ConfigDic
         u.lr = ml_collections.ConfigDict({m: 3e-4 for m in u.lr})
         u.lr.simnpo_rt = 7.5e-4
         # every method over a learning-rate grid around that lr, reported at its best point (the grid that ran on
-        # one H100 for forget10: projects/{npo,simnpo}/runs_h100_tofu/; NPO's 1e-3 point was left out, since NPO
-        # already collapses at 3e-4)
+        # one H100 for forget10: recorded_runs/{npo,simnpo}/h100_tofu_forget10/; NPO's 1e-3 point was left out, since
+        # NPO already collapses at 3e-4)
         for m in u.lr_grid:
             u.lr_grid[m] = (3e-4, 1e-4, 1e-3)
         u.lr_grid.npo = (3e-4, 1e-4)

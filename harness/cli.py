@@ -19,6 +19,8 @@ import importlib.util
 import os
 import sys
 
+from absl import logging
+
 from harness import rundir, runtime
 from harness.validation import ConfigError
 from lib.metrics import DamagedStateError, NonFiniteError
@@ -169,7 +171,7 @@ def run_main(project: str, config, workdir: str, *, module: str = "train", fresh
     anything is written; notebooks and tests call this directly."""
     n_dev = config.get("num_devices", 1)
     threads = runtime.configure_xla_cpu_threads() if n_dev in (0, 1) else "default"
-    import jax  # after the XLA flags are set
+    import jax  # here, not at the top: XLA reads its thread flags when JAX starts, and they are set just above
 
     mod = importlib.import_module(f"projects.{project}.{module}")
     pages = "2MB" if runtime.HUGE_PAGES_TUNABLE in os.environ.get("GLIBC_TUNABLES", "") else "default"
@@ -194,8 +196,6 @@ def fail(project: str, message: str, code: int) -> None:
 def launch(project: str, *, module: str = "train", argv: list[str] | None = None) -> None:
     """The body of `projects/<p>/main.py`'s `__main__` block: restart once with 2 MB pages, parse, run; every
     expected failure is one line on stderr (exit 2 for bad input, 1 for a run stopped by its guards)."""
-    from absl import logging
-
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
         runtime.reexec_with_huge_pages()  # once, before JAX starts: 2 MB pages for XLA's per-step buffers

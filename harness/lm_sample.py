@@ -9,7 +9,11 @@ downloaded. Reward models (`*ForSequenceClassification`) are scored instead: the
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 from absl import app, flags, logging
+
+from lib import decoding, hf_import
 
 _CKPT = flags.DEFINE_string("checkpoint", None, "Local checkpoint directory.", required=True)
 _PROMPT = flags.DEFINE_string("prompt", "Hello", "Prompt text.")
@@ -24,11 +28,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Root random seed.")
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    import jax
-    import jax.numpy as jnp
-
-    from lib import decoding, hf_import
-
     model = hf_import.load_model(_CKPT.value)
     tok = hf_import.load_tokenizer(_CKPT.value)
     ids = jnp.asarray([tok.encode(_PROMPT.value).ids] * _N.value, jnp.int32)

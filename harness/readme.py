@@ -2,7 +2,7 @@
 
     python -m harness.readme ltb_icl                       # from runs/ltb_icl/results.json
     python -m harness.readme ltb_icl --results path/to/results.json
-    python -m harness.readme npo --results projects/npo/runs_h100_tofu/results.json --block results_tofu \
+    python -m harness.readme npo --results recorded_runs/npo/h100_tofu_forget10/results.json --block results_tofu \
         --figure_prefix h100_                               # a second block, e.g. a GPU run of another preset
 
 Replaces the block between `<!-- results:start -->` and `<!-- results:end -->` in

@@ -138,7 +138,7 @@ class MetricWriter:
         self._tb = None
         if tensorboard:
             try:
-                from tensorboardX import SummaryWriter
+                from tensorboardX import SummaryWriter  # optional extra, imported only when asked for
             except ImportError as e:  # pragma: no cover - optional dependency
                 raise ImportError(
                     "tensorboard=True needs tensorboardX: pip install -e '.[tensorboard]'") from e

@@ -12,12 +12,12 @@ Presets (2 CPU cores, single-threaded XLA):
   quick  ~3.5 min (2 cores, single-threaded XLA: ≈10 steps/s for the three seeds): d=64 attention-only, batch 256,
          AdamW lr 5e-3 (linear cooldown over the last 200 steps), 1 900 steps, 3 seeds as a vmap axis. Seeds 0 and 1
          jump (steps 1 650, 1 350, as in the H100 sweep), seed 2 does not; chosen from that sweep
-         (projects/two_hop/sweep.py, sweep_h100.txt) as the setting whose jumping seeds have a long random-guessing
-         plateau and every attention score ≤ 0.3 before the jump (batch 512 at lr 5e-3 jumps sooner, at 550/700,
-         but after short plateaus with layer-1 attention already up).
+         (projects/two_hop/sweep.py, recorded_runs/two_hop/sweep_h100.txt) as the setting whose jumping seeds have a
+         long random-guessing plateau and every attention score ≤ 0.3 before the jump (batch 512 at lr 5e-3 jumps
+         sooner, at 550/700, but after short plateaus with layer-1 attention already up).
   paper  the authors' setting: d=256, FFN, batch 512, AdamW lr 3e-4 (β2=0.99, wd 1e-4), 10 000 steps
          (≈2 s/step on 2 cores; a GPU run: 113 s of training on one H100, every transformer claim holds,
-         projects/two_hop/runs_h100_paper/).
+         recorded_runs/two_hop/h100_paper/).
 
 Task (spec §2.1): K=5 interleaved chains over 30 nodes (vocabulary 34), BOS, the sequence stops at the query,
 loss on the query position only. Model (spec §2.2): 3 layers, 1 head, learned positions, pre-LayerNorm, no

@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from scipy import stats
 
 from harness.outputs import claim
 from lib import icl
+from lib.stats import mean_ci
 from projects.ltb_icl import theory
 
 TOL = 0.02  # "within 2 %" of the closed-form optimum
-
-
-def mean_ci(x: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of a Student-t 95 % interval over seeds (0 for one seed)."""
-    x = np.asarray(x, float)
-    if x.size < 2:
-        return float(x.mean()), 0.0
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
 def compute(config, risks: dict, ref: dict, read: dict) -> tuple[dict, list[dict]]:

@@ -9,7 +9,7 @@ import numpy as np
 from harness import plotting
 from lib import icl
 from lib.metrics import read_jsonl
-from projects.ltb_icl.claims import mean_ci
+from lib.stats import mean_ci
 
 
 def training_curves(config, workdir: str, ref: dict) -> str:

@@ -10,14 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from harness.outputs import claim
+from lib.stats import mean_ci
 
 METHODS = ("rfnpd", "reactive", "behaviour", "uniform", "rfnpd_theory")
-
-
-def mean_ci(x) -> tuple[float, float]:
-    """Mean and the half-width of a normal 95 % interval over seeds (axis 0)."""
-    x = np.asarray(x, float)
-    return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(x.shape[0]))
 
 
 def _fmt(m: float, h: float) -> str:

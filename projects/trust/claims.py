@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.outputs import claim
+from lib.stats import mean_ci
 
 METHODS = ("trust", "lcb", "greedy")
 SATURATION_SPEC = {100: 2.50, 1000: 3.24}  # spec §2.2 [C]: E[max η − mean η], σ = 1, N = 1
@@ -17,12 +18,6 @@ SATURATION_SPEC = {100: 2.50, 1000: 3.24}  # spec §2.2 [C]: E[max η − mean �
 def scaling_name(d: int) -> str:
     """The d-scaling instance (AC-T5): half01 with N = 1, σ = 1."""
     return f"half01_s1_d{d}_n1"
-
-
-def mean_ci(x) -> tuple[float, float]:
-    """Mean and half-width of the normal 95 % interval over seeds."""
-    x = np.asarray(x, float)
-    return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(x.size))
 
 
 def summarise(r: dict) -> dict:

@@ -12,7 +12,7 @@ seed 1 jumped 0.33 → 1.00 between steps 2 500 and 2 700, seed 2 0.32 → 1.00 
 the ≈ 0.30 plateau at 3 000 (≈ 18 min on 2 shared cores).
 
 Wider sweep on one H100 (2026-11-26, `projects/two_hop/sweep.py --plan=gpu`, 5 seeds per setting, 2 000 steps, the
-same init and, at batch 512, the same data stream as the project; raw output in `sweep_h100.txt`):
+same init and, at batch 512, the same data stream as the project; raw output in `recorded_runs/two_hop/sweep_h100.txt`):
 d=32 attention-only, lr {2e-3, 5e-3, 1e-2, 2e-2} × batch {64, 128, 256, 512} (+ β2 0.999, warm-up 100): 0 of 120 runs
 jumped. d=16: 0/30. d=32 with ReLU FFN: 0/20. d=32, n_nodes=20: 2/30 (steps 1 800–1 900, batch 256).
 d=64 attention-only (jump steps of the seeds that jumped, out of 5): lr 1e-3 — none at batch 128/256/512;

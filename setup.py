@@ -23,11 +23,15 @@ setup(
         "scipy>=1.11,<2",
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
+        "dm-pix>=0.4.4,<0.5",  # PSNR/SSIM in lib/rendering
+        "rouge-score>=0.1.2,<0.2",  # ROUGE-L as TOFU's evaluation computes it (lib/tofu_metrics.py)
     ],
     extras_require={
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            "pytest-xdist>=3.5,<4",
+            "scikit-image>=0.22,<0.27",  # cross-checks dm-pix's SSIM/PSNR
             "nbclient>=0.10,<0.12",
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",

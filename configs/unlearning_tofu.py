@@ -1,5 +1,5 @@
 """The `tofu` (and `relearn`) sub-configs shared by configs/npo and configs/simnpo (pipeline:
-projects/unlearning_tofu.py). Presets:
+projects/npo/tofu.py). Presets:
 
   smoke  synthetic TOFU-like data (lib/tofu_synth: 20 authors x 4 QA), d = 32, 1 layer, few epochs: the code path.
   quick  synthetic TOFU-like data (30 authors x 10 QA = 300 QA, forget10 = 3 authors / 30 QA; 20 real-author and
@@ -53,7 +53,7 @@ def tofu_config(preset: str, *, methods=NPO_METHODS) -> ml_collections.ConfigDic
                                                          "npo_kl", "simnpo", "simnpo_rt")})
     # lr_grid: run a method at each of these learning rates instead of unlearn.lr (e.g.
     # --config.tofu.unlearn.lr_grid.npo_rt='(1e-4, 3e-4, 1e-3)'); the method is reported at the grid point with the
-    # highest FQ at comparable MU (projects/unlearning_tofu.select_lr), the same rule for every method
+    # highest FQ at comparable MU (projects/npo/tofu.select_lr), the same rule for every method
     u.lr_grid = ml_collections.ConfigDict({m: () for m in u.lr}, type_safe=False)
     u.hparams = ml_collections.ConfigDict({
         "npo": {"beta": 0.1}, "npo_rt": {"beta": 0.1}, "dpo": {"beta": 0.1},
@@ -69,6 +69,7 @@ def tofu_config(preset: str, *, methods=NPO_METHODS) -> ml_collections.ConfigDic
         t.finetune.epochs = 6
         t.finetune.batch_size = 16
         t.finetune.lr = 3e-3
+        t.finetune.trim = 0  # one batch shape, so one compilation per fine-tuning recipe (trim is tested in lib)
         u.epochs = 2
         u.batch_size = 8
         t.eval.batch_size = 32

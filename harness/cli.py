@@ -23,7 +23,7 @@ from absl import logging
 
 from harness import rundir, runtime
 from harness.validation import ConfigError
-from lib.metrics import DamagedStateError, NonFiniteError
+from lib.metrics import CheckpointMismatchError, DamagedStateError, NonFiniteError
 
 USAGE = ("usage: python -m projects.{p}.main [--config=configs/{p}/default.py[:smoke|quick|paper]] "
          "[--workdir=DIR] [--fresh] [--config.FIELD=VALUE ...]")
@@ -202,11 +202,11 @@ def launch(project: str, *, module: str = "train", argv: list[str] | None = None
         args = parse_args(sys.argv[1:] if argv is None else argv, project=project)
         config = config_from_args(args)
         run_main(project, config, args.workdir, module=module, fresh=args.fresh)
-    except ConfigError as e:
+    except (ConfigError, CheckpointMismatchError) as e:
         fail(project, str(e), 2)
     except NonFiniteError as e:
         fail(project, f"{e} To continue with changed settings, {rundir.FRESH_HINT}.", 1)
     except DamagedStateError as e:
-        fail(project, str(e), 1)
+        fail(project, f"{e} (or {rundir.FRESH_HINT})", 1)
     except KeyboardInterrupt:
         fail(project, "interrupted; rerun the same command to resume from the last checkpoint", 130)

@@ -25,8 +25,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 
-from lib import attention
+from lib import attention, compute_cost
+from lib.stats import round_up
 from lib.transformer import TransformerConfig, forward
 
 
@@ -177,8 +179,7 @@ def keep_count(n: int, alpha: float) -> int:
     return max(1, int(np.floor((1.0 - alpha) * n + 0.5)))
 
 
-def _bucket(n: int, bucket: int) -> int:
-    return -(-n // bucket) * bucket
+RANK_POOLS = ("active", "with_finished")
 
 
 def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: TransformerConfig,
@@ -186,7 +187,7 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
                           alpha: float, memory_slots: int, max_new_tokens: int, b_cap: int, tau_min: int = 8,
                           bucket: int = 8, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                           eos_id: int | None = None, pad_id: int = 0, reprefill: bool = False,
-                          cost: dict | None = None) -> dict:
+                          rank_pool: str = "active", cost: dict | None = None) -> dict:
     """Speculative Rejection (Sun et al., NeurIPS 2024) for one prompt `[P]`.
 
     Start with b0 = min(b_cap, ⌊M/(P+τ_min)⌋) rows; generate until the KV memory budget M (token slots) is
@@ -199,6 +200,18 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     finished-and-kept row or last-round row. Row keys follow (row id, position), so α = 0 reproduces
     `generate` on b0 rows exactly.
 
+    rank_pool: which rows each rejection step ranks (n and the keep slots are counted over them).
+      "active" (the default): the rows decoded this round only. A finished row's score is final and it is
+        already a candidate, so ranking it again cannot change the choice; it would only take a keep slot from
+        a row that can still improve while holding no KV memory itself. This is the algorithm as the paper
+        describes it (prune the partial responses that fill the memory budget), and the project's recorded
+        numbers use it.
+      "with_finished": the official code's pool (Zanette-Labs/SpeculativeRejection, `perform_speculative_rejection`):
+        the finished rows kept by the previous ranking are ranked again with this round's rows, count toward n
+        and take keep slots, so fewer unfinished rows survive when rows finish early. A held row that falls out
+        stays a candidate (the official code stores it before ranking). Identical to "active" when no row
+        finishes before the last round.
+
     reprefill=True does what the official code does instead of gathering: after each rejection the survivors'
     caches are dropped and prompt + response so far is prefilled again (logged in "prefills"; same samples up
     to floating-point differences between a prefilled and an incrementally written cache).
@@ -208,26 +221,29 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     a simulated accelerator would run them).
 
     Returns dict: "candidates" (list of {row_id, tokens, length, score, finished, round}), "chosen" (row id),
-    "chosen_tokens", "b0", "rounds" (list of {batch, bucket, start, end, kept} with lengths in tokens
-    including the prompt), "rm_calls" (list of {n, length}), "prefills" (re-prefills, list of {n, length}),
-    "wall_seconds".
+    "chosen_tokens", "b0", "rounds" (list of {batch, bucket, start, end, kept, ranked} with lengths in tokens
+    including the prompt; batch = rows decoded, ranked = rows ranked, kept = rows of those kept), "rm_calls"
+    (list of {n, length}), "prefills" (re-prefills, list of {n, length}), "wall_seconds".
     """
     t0 = time.perf_counter()
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha={alpha!r} is invalid: expected 0 <= alpha < 1")
+    if rank_pool not in RANK_POOLS:
+        raise ValueError(f"rank_pool={rank_pool!r} is invalid: expected one of {list(RANK_POOLS)}")
     prompt_ids = jnp.asarray(prompt_ids, jnp.int32).reshape(-1)
     P, T = prompt_ids.shape[0], max_new_tokens
     b0 = min(b_cap, memory_slots // (P + tau_min))
     if b0 < 1:
         raise ValueError(f"memory_slots={memory_slots} cannot hold one row of {P + tau_min} tokens")
     kw = dict(config=config, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id, pad_id=pad_id)
-    bb = _bucket(b0, bucket)
+    bb = round_up(b0, bucket)
     rows = np.concatenate([np.arange(b0), np.full(bb - b0, b0 - 1)])
     state = _prefill_jit(params, jnp.broadcast_to(prompt_ids, (bb, P)), jnp.ones((bb, P), jnp.int32),
                          config=config, max_new_tokens=T, pad_id=pad_id, row_ids=jnp.asarray(rows))
     state["done"] = state["done"] | jnp.asarray(np.arange(bb) >= b0)
     active = np.arange(b0)  # row ids of the real rows, in state order (first len(active) slots)
     candidates, rounds, rm_calls, prefills = {}, [], [], []
+    held = []  # rank_pool="with_finished": row ids of finished rows kept by the last ranking, ranked again
     cur, first = 0, True  # new tokens so far
     offset, history = 0, np.zeros((b0, 0), np.int32)  # new tokens baked into the state's prompt (re-prefill)
     while True:
@@ -249,17 +265,23 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
             candidates[int(rid)] = {"row_id": int(rid), "tokens": tokens[j, :lengths[j]], "length": int(lengths[j]),
                                     "score": float(scores[j]), "finished": bool(done[j]) or cur >= T,
                                     "round": len(rounds)}
-        order = sorted(range(n), key=lambda j: (-scores[j], int(active[j])))
-        kept = order[:keep_count(n, alpha)]
+        # (score, row id, batch index j or None for a finished row held over from the previous ranking)
+        ranked = [(scores[j], int(active[j]), j) for j in range(n)]
+        ranked += [(candidates[r]["score"], r, None) for r in held]
+        ranked.sort(key=lambda x: (-x[0], x[1]))
+        kept = ranked[:keep_count(len(ranked), alpha)]
         rounds.append({"batch": n, "bucket": int(state["done"].shape[0]), "start": P + start, "end": P + cur,
-                       "kept": len(kept)})
-        for j in order[len(kept):]:
-            candidates[int(active[j])]["rejected"] = True
-        survivors = [j for j in kept if not done[j]]
+                       "kept": len(kept), "ranked": len(ranked)})
+        for _, rid, j in ranked[len(kept):]:
+            if j is not None:  # a held finished row that falls out stays a candidate (as the official code)
+                candidates[rid]["rejected"] = True
+        survivors = [j for _, _, j in kept if j is not None and not done[j]]
+        if rank_pool == "with_finished":
+            held = [rid for _, rid, j in kept if j is None or done[j]]
         first = False
         if not survivors or cur >= T:
             break
-        bb = _bucket(len(survivors), bucket)
+        bb = round_up(len(survivors), bucket)
         idx = np.array(survivors + [survivors[-1]] * (bb - len(survivors)))
         dead = np.arange(bb) >= len(survivors)
         if reprefill:
@@ -279,8 +301,6 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
            "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
            "rm_calls": rm_calls, "prefills": prefills, "wall_seconds": time.perf_counter() - t0}
     if cost is not None:
-        from lib import compute_cost
-
         kw = dict(cost, prompt_len=P, prefills=prefills)
         scale = {k: kw.pop(k) for k in ("length_scale", "batch_scale") if k in kw}
         out["flops"] = compute_cost.schedule_cost(rounds, rm_calls, initial_batch=rounds[0]["bucket"], **kw)["flops"]
@@ -322,8 +342,6 @@ def subset_max_weights(m: int, n: int) -> np.ndarray:
     random n-subset: C(i, n−1) / C(m, n) (order statistics; exact, no resampling noise)."""
     if not 1 <= n <= m:
         raise ValueError(f"n={n} is invalid: expected 1 <= n <= m={m}")
-    from scipy.special import gammaln
-
     i = np.arange(m)
     logw = np.where(i >= n - 1, gammaln(i + 1) - gammaln(n) - gammaln(i - n + 2), -np.inf)
     logw -= gammaln(m + 1) - gammaln(n + 1) - gammaln(m - n + 1)

@@ -31,6 +31,19 @@ class CheckpointError(ValueError):
     """The checkpoint directory cannot be loaded; the message says which file or tensor and why."""
 
 
+def _read_json_object(path: str) -> dict:
+    """A JSON object from `path`; a truncated, empty or non-object file raises CheckpointError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is not valid JSON ({type(e).__name__}: {e}): the file is truncated or "
+                              "damaged") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(obj).__name__}: expected an object")
+    return obj
+
+
 @dataclasses.dataclass
 class Model:
     """Params bound to the pure forward: `model(input_ids, **kw)` returns logits (or scores)."""
@@ -53,15 +66,24 @@ def _read_config(path: str) -> dict:
     cfg_path = os.path.join(path, "config.json")
     if not os.path.exists(cfg_path):
         raise CheckpointError(f"{path!r} has no config.json (expected a Hugging Face checkpoint directory)")
-    with open(cfg_path, encoding="utf-8") as f:
-        return json.load(f)
+    return _read_json_object(cfg_path)
 
 
-def transformer_config(hf: dict, *, dtype=None) -> TransformerConfig:
-    """Maps a Hugging Face config.json dict onto TransformerConfig (raises CheckpointError if unsupported)."""
+def transformer_config(hf: dict, *, dtype=None, source: str = "config.json") -> TransformerConfig:
+    """Maps a Hugging Face config.json dict onto TransformerConfig (raises CheckpointError if unsupported or if a
+    required size is missing; `source` names the file in the message)."""
     mt = hf.get("model_type")
     if mt not in SUPPORTED:
-        raise CheckpointError(f"config.json model_type={mt!r} is not supported: expected one of {list(SUPPORTED)}")
+        raise CheckpointError(f"{source} model_type={mt!r} is not supported: expected one of {list(SUPPORTED)}")
+
+    def size(key: str) -> int:
+        """A required positive integer field of config.json."""
+        if key not in hf:
+            raise CheckpointError(f"{source} has no {key!r}: required for model_type={mt!r}")
+        v = hf[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise CheckpointError(f"{source} {key}={v!r} is invalid: expected a positive integer")
+        return v
     archs = hf.get("architectures") or []
     head = "scalar" if any(a.endswith("ForSequenceClassification") for a in archs) else "lm"
     if head == "scalar" and hf.get("num_labels", len(hf.get("id2label", {0: 0}))) != 1:
@@ -70,10 +92,10 @@ def transformer_config(hf: dict, *, dtype=None) -> TransformerConfig:
         act = hf.get("activation_function", "gelu_new")
         mlp = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}.get(act)
         if mlp is None:
-            raise CheckpointError(f"config.json activation_function={act!r} is not supported")
+            raise CheckpointError(f"{source} activation_function={act!r} is not supported")
         return TransformerConfig(
-            vocab_size=hf["vocab_size"], d_model=hf["n_embd"], n_layers=hf["n_layer"], n_heads=hf["n_head"],
-            d_ff=hf.get("n_inner") or 4 * hf["n_embd"], max_len=hf["n_positions"], positions="learned",
+            vocab_size=size("vocab_size"), d_model=size("n_embd"), n_layers=size("n_layer"), n_heads=size("n_head"),
+            d_ff=hf.get("n_inner") or 4 * size("n_embd"), max_len=size("n_positions"), positions="learned",
             norm="layernorm", norm_eps=hf.get("layer_norm_epsilon", 1e-5), prenorm=True, mlp=mlp, tied_head=True,
             qkv_bias=True, out_bias=True, mlp_bias=True, head=head, dtype=dtype or jnp.float32)
     # transformers 4.x writes rope_theta (+ rope_scaling); 5.x writes rope_parameters={rope_theta, rope_type}.
@@ -81,18 +103,18 @@ def transformer_config(hf: dict, *, dtype=None) -> TransformerConfig:
     scaling = hf.get("rope_scaling") or {}
     rope_type = rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default")))
     if rope_type != "default":
-        raise CheckpointError(f"config.json rope type {rope_type!r} is not supported: expected plain RoPE ('default')")
+        raise CheckpointError(f"{source} rope type {rope_type!r} is not supported: expected plain RoPE ('default')")
     rope_theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
     if hf.get("hidden_act", "silu") != "silu":
-        raise CheckpointError(f"config.json hidden_act={hf['hidden_act']!r} is not supported: expected 'silu'")
-    d = hf["hidden_size"]
-    n_heads = hf["num_attention_heads"]
+        raise CheckpointError(f"{source} hidden_act={hf['hidden_act']!r} is not supported: expected 'silu'")
+    d = size("hidden_size")
+    n_heads = size("num_attention_heads")
     if hf.get("head_dim") not in (None, d // n_heads):
-        raise CheckpointError(f"config.json head_dim={hf['head_dim']} != hidden_size/num_attention_heads")
+        raise CheckpointError(f"{source} head_dim={hf['head_dim']} != hidden_size/num_attention_heads")
     qkv_bias = mt == "qwen2" or bool(hf.get("attention_bias", False))
     return TransformerConfig(
-        vocab_size=hf["vocab_size"], d_model=d, n_layers=hf["num_hidden_layers"], n_heads=n_heads,
-        n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_ff=hf["intermediate_size"],
+        vocab_size=size("vocab_size"), d_model=d, n_layers=size("num_hidden_layers"), n_heads=n_heads,
+        n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_ff=size("intermediate_size"),
         max_len=hf.get("max_position_embeddings", 2048), positions="rotary", norm="rmsnorm",
         norm_eps=hf.get("rms_norm_eps", 1e-6), prenorm=True, mlp="swiglu",
         tied_head=bool(hf.get("tie_word_embeddings", False)), qkv_bias=qkv_bias,
@@ -101,14 +123,18 @@ def transformer_config(hf: dict, *, dtype=None) -> TransformerConfig:
 
 
 def _read_tensors(path: str) -> dict[str, np.ndarray]:
-    from safetensors import safe_open
+    """Every tensor of the checkpoint's safetensors file(s); a truncated or damaged file, a damaged index, a
+    non-float tensor or one holding NaN or inf raises CheckpointError naming the file or tensor."""
+    from safetensors import SafetensorError, safe_open  # the optional `llm` extra: imported only when loading
 
     names = sorted(os.listdir(path))
     pickles = [n for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.exists(index):
-        with open(index, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
+        weight_map = _read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index} has no weight_map object (tensor name -> shard file)")
+        files = sorted(set(weight_map.values()))
     elif os.path.exists(os.path.join(path, "model.safetensors")):
         files = ["model.safetensors"]
     else:
@@ -119,12 +145,20 @@ def _read_tensors(path: str) -> dict[str, np.ndarray]:
         fp = os.path.join(path, name)
         if not os.path.exists(fp):
             raise CheckpointError(f"shard {name!r} listed in the index is missing from {path!r}")
-        with safe_open(fp, framework="flax") as f:
-            for key in f.keys():
-                tensors[key] = f.get_tensor(key)
-    for key, t in tensors.items():
-        if t.dtype not in (jnp.float32, jnp.bfloat16, jnp.float16):
-            raise CheckpointError(f"tensor {key!r} has dtype {t.dtype}: expected float32, bfloat16 or float16")
+        try:
+            with safe_open(fp, framework="flax") as f:
+                shard = {key: f.get_tensor(key) for key in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{fp} is not a readable safetensors file ({type(e).__name__}: {e}): the file is "
+                                  "truncated or damaged") from e
+        for key, t in shard.items():
+            if t.dtype not in (jnp.float32, jnp.bfloat16, jnp.float16):
+                raise CheckpointError(f"tensor {key!r} has dtype {t.dtype}: expected float32, bfloat16 or float16")
+            bad = int(t.size - np.count_nonzero(np.isfinite(np.asarray(t))))
+            if bad:
+                raise CheckpointError(f"tensor {key!r} in {fp} has {bad} non-finite values (NaN or inf) of "
+                                      f"{t.size}: the checkpoint is damaged")
+        tensors.update(shard)
     return tensors
 
 
@@ -220,7 +254,7 @@ def load_model(path: str, *, dtype=None) -> Model:
     hf = _read_config(path)
     if dtype is None:
         dtype = DTYPES.get(hf.get("torch_dtype") or hf.get("dtype") or "float32", jnp.float32)
-    cfg = transformer_config(hf, dtype=dtype)
+    cfg = transformer_config(hf, dtype=dtype, source=os.path.join(path, "config.json"))
     params = convert(_read_tensors(path), cfg, hf["model_type"])
     return Model(config=cfg, params=jax.tree.map(jnp.asarray, params), hf_config=hf)
 

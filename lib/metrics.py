@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,11 @@ from tqdm.auto import tqdm
 
 class NonFiniteError(FloatingPointError):
     """Raised when a monitored value (a loss, a gradient norm) is NaN or infinite."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that reads back whole but does not fit the state being restored (a changed config). Defined here,
+    beside DamagedStateError, so launchers can catch it without importing JAX."""
 
 
 class DamagedStateError(RuntimeError):
@@ -75,6 +81,11 @@ def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None
     os.replace(tmp, path)
 
 
+# What numpy raises for an unreadable .npz: an empty file (EOFError), a cut-off zip directory or a member failing
+# its CRC (BadZipFile), a compressed member cut short (zlib.error), bytes that are no array at all (ValueError).
+_NPZ_DAMAGE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
 def read_npz(path: str | os.PathLike) -> dict:
     """Every array of an `.npz` file, loaded into memory (the file is closed). A truncated or otherwise unreadable
     file raises `DamagedStateError` naming it (delete it, or rerun with --fresh, to recompute it)."""
@@ -84,8 +95,23 @@ def read_npz(path: str | os.PathLike) -> dict:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except _NPZ_DAMAGE as e:
         raise DamagedStateError(f"{path} is damaged ({type(e).__name__}: {e}); delete it to recompute it") from e
+
+
+def read_npz_or_none(path: str | os.PathLike) -> dict | None:
+    """The arrays of a saved part of a run that the caller can compute again (a finished sweep point, a cache
+    entry): None when `path` does not exist, and None with one warning line on stderr naming it when it is
+    damaged, so the caller recomputes it (and its atomic write replaces the damaged file)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except _NPZ_DAMAGE as e:
+        print(f"warning: {path} is damaged ({type(e).__name__}: {e}); recomputing it", file=sys.stderr, flush=True)
+        return None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -101,9 +127,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Reads a JSONL metrics file; a truncated last line (a killed writer) is skipped."""
+    """Reads a JSONL metrics file; a line that does not parse (a killed writer's truncated last line, a damaged
+    byte) is skipped, so the rows around it survive."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -111,7 +138,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                break
+                continue
     return rows
 
 

@@ -6,8 +6,8 @@ punctuation marks. Special tokens: PAD=0, BOS=1, EOS=2, UNK=3, SEP=4. A QA pair 
 and the EOS labelled (TOFU masks the question and keeps one EOS in the labels, spec §2.1 / §5b.2).
 Sequences are right-padded; `encode_prompts` left-pads questions for `lib.decoding.generate`.
 `HFQAFormat` gives a Hugging Face `tokenizers.Tokenizer` the same interface (prompt_ids, answer_ids, eos_id,
-pad_id, decode) with TOFU's chat prompt template, so the same encoders and lib.unlearning helpers serve real
-checkpoints.
+pad_id, decode) with TOFU's chat prompt template, so the same encoders and the lib.unlearning_train /
+lib.tofu_eval helpers serve real checkpoints.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class WordTokenizer:
                 out.append(self.vocab[i])
         return " ".join(out)
 
-    # the QA-format interface used by encode_qa / encode_prompts / lib.unlearning (HFQAFormat has the same)
+    # the QA-format interface used by encode_qa / encode_prompts / lib.tofu_eval (HFQAFormat has the same)
     eos_id = EOS
     pad_id = PAD
 

@@ -1,7 +1,7 @@
 """A seeded synthetic TOFU-like benchmark: fictitious authors and QA in the TOFU JSON schema (spec §5b.1).
 
 `generate_tofu_like(seed, n_authors=200, n_questions=20)` returns every TOFU split as a list of records with the
-same fields as the real files (so `lib.unlearning` reads and scores both alike):
+same fields as the real files (so `lib.tofu_data` reads and `lib.tofu_metrics` scores both alike):
 
 - per author: name, gender (pronouns), birthplace, birth date, genre, parents' professions, an award and its year,
   two book titles, a theme and a writing style, drawn from closed vocabularies; names and titles unique;
@@ -29,6 +29,8 @@ import itertools
 import os
 
 import numpy as np
+
+from lib.tofu_data import write_idk, write_tofu
 
 FIRST = ("Aldric", "Belwyn", "Corvina", "Dariel", "Elowen", "Fenrick", "Galena", "Hollis", "Isolde", "Jorun",
          "Kestrel", "Lunara", "Marek", "Nerissa", "Orrin", "Perrin", "Quilla", "Rowan", "Sabela", "Tamsin", "Ulric",
@@ -404,8 +406,6 @@ def generate_tofu_like(seed: int = 0, *, n_authors: int = 200, n_questions: int 
 def write_tofu_like(directory: str, seed: int = 0, **kwargs) -> dict:
     """Writes `generate_tofu_like(seed, **kwargs)` as TOFU-format files (`<split>.json` JSON lines,
     `idontknow.jsonl`, `authors.json`) into `directory`; returns the generated dict."""
-    from lib.unlearning import write_idk, write_tofu
-
     data = generate_tofu_like(seed, **kwargs)
     os.makedirs(directory, exist_ok=True)
     for name, recs in data.items():

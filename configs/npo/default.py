@@ -6,7 +6,7 @@ points, the original model π_ref trained on D_f ∪ D_r and the retrained model
 20,000 steps, lr 0.05), then 2000 full-batch GD unlearning steps per method with the spec's learning-rate table,
 forget/retain distance KL(π_retr ‖ π_θ) every 25 steps; plus the ‖θ_t − θ_0‖ drift run (GA vs NPO with
 β ∈ {0.01, 0.1, 0.2, 0.5, 1}, lr 5e-4, 10,000 steps). Seeds are a vmap axis.
-Part (b), TOFU (`tofu` sub-config, shared with simnpo: configs/unlearning_tofu.py, projects/unlearning_tofu.py):
+Part (b), TOFU (`tofu` sub-config, shared with simnpo: configs/unlearning_tofu.py, projects/npo/tofu.py):
 fine-tuned + retain models, GA/GD/KL/IDK/DPO/NPO/NPO+RT unlearning with FQ / MU per epoch, the trade-off plot.
 Real weights: configs/npo/tofu_llama.py.
 

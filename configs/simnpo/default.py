@@ -1,6 +1,6 @@
 """simnpo: SimNPO vs NPO vs GA unlearning. Part (a), the mixture-of-Markov-chains experiment (spec
 `shared/papers/unlearning.md` §5a); part (b), SimNPO vs NPO+RT on TOFU (`tofu` sub-config, the pipeline shared with
-npo: configs/unlearning_tofu.py, projects/unlearning_tofu.py); part (c), the relearning attack (`relearn`).
+npo: configs/unlearning_tofu.py, projects/npo/tofu.py); part (c), the relearning attack (`relearn`).
 `parts` chooses which run.
 
 Launch (from the repository root):

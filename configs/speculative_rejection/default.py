@@ -49,6 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         alphas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
         b_cap_multiple=8, tau_min=8, bucket=16,
         reprefill=False,  # True: re-prefill survivors after each rejection, as the official code (costed too)
+        # which rows each rejection ranks: "active" (this round's rows) or "with_finished" (also the finished rows
+        # the last ranking kept, as the official code); see lib.decoding.speculative_rejection and the README
+        rank_pool="active",
         temperature=1.0, top_k=0,
         wall_prompts=4,  # prompts timed for the CPU wall-clock cost (a second, compiled pass)
         correlation_prompts=16, correlation_taus=(4, 8, 16, 32, 64)))

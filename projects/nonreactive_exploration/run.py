@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import outputs, rundir, validation
 from lib import mdp
-from lib.metrics import check_finite, progress, write_npz_atomic
+from lib.metrics import check_finite, progress, read_npz_or_none, write_npz_atomic
 from projects.nonreactive_exploration import claims as claims_lib
 from projects.nonreactive_exploration import plots
 
@@ -222,23 +222,23 @@ def batched_seed_fn(config):
 
 def run_offline_points(config, workdir: str) -> dict[int, dict[str, np.ndarray]]:
     """Runs every (K_off, seed batch) not already saved in `workdir/points/` and returns
-    {K_off: {name: array [num_seeds, ...]}}. A killed run resumes at the first missing batch."""
+    {K_off: {name: array [num_seeds, ...]}}. A killed run resumes at the first missing batch; a damaged saved
+    batch is named in one warning line and computed again."""
     batched = batched_seed_fn(config)
     n_batches = config.num_seeds // config.seed_batch
     todo = [(k, b) for k in config.offline.sweep for b in range(n_batches)]
-    done = [os.path.exists(_point_path(workdir, k, b)) for k, b in todo]
+    saved = [read_npz_or_none(_point_path(workdir, k, b)) for k, b in todo]
     out: dict[int, list] = {k: [] for k in config.offline.sweep}
-    with progress(len(todo), desc="nonreactive sweep (K_off × seed batch)", initial=sum(done), unit="batch") as bar:
-        for (k, b), is_done in zip(todo, done, strict=True):
-            path = _point_path(workdir, k, b)
-            if not is_done:
+    initial = sum(res is not None for res in saved)
+    with progress(len(todo), desc="nonreactive sweep (K_off × seed batch)", initial=initial, unit="batch") as bar:
+        for (k, b), res in zip(todo, saved, strict=True):
+            if res is None:
                 keys = seed_keys(config, b * config.seed_batch, config.seed_batch)
                 res = jax.tree.map(np.asarray, batched(keys, jnp.int32(k)))
                 check_finite(b, res)
-                write_npz_atomic(path, res)
+                write_npz_atomic(_point_path(workdir, k, b), res)
                 bar.update(1)
-            with np.load(path) as f:
-                out[k].append(dict(f))
+            out[k].append(res)
     return {k: {name: np.concatenate([r[name] for r in rows]) for name in rows[0]} for k, rows in out.items()}
 
 

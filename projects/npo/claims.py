@@ -8,9 +8,9 @@ them); "±" is the half-width of the 95 % Student-t interval over seeds.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from harness.outputs import claim
+from lib.stats import mean_ci
 from projects.npo.synthetic import METHOD_NAMES
 
 DIVERGE_RATIO = 1.5  # retain distance at the end ≥ 1.5 × its value at mid-run: still growing (diverges)
@@ -18,15 +18,6 @@ PLATEAU_RATIO = 1.25  # retain distance at the end ≤ 1.25 × its value at mid-
 TRADEOFF_LEVELS = (0.05, 0.02, 0.01)  # forget-distance levels at which the best retain distance is compared
 LINEAR_RANGE = (1.8, 2.2)  # Δ(T/2→T)/Δ(T/4→T/2): 2 for linear growth
 LOG_RANGE = (0.5, 1.41)  # 1 for logarithmic growth (t ≫ its scale), 0 for a bounded one; 1.41 = √2 splits log/linear
-
-
-def mean_ci(x) -> tuple[float, float]:
-    """Mean and 95 % Student-t half-width over the leading (seed) axis."""
-    x = np.asarray(x, float)
-    n = x.shape[0]
-    if n < 2:
-        return float(x.mean()), float("nan")
-    return float(x.mean()), float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n))
 
 
 def first_below(curve, steps, level: float):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from harness import plotting
-from projects.npo.claims import mean_ci
+from lib.stats import mean_ci
 from projects.npo.synthetic import METHOD_NAMES
 
 COLORS = {"ga": "C3", "ga_rt": "C1", "idk_rt": "C7", "npo": "C0", "npo_rt": "C2", "dpo_rt": "C4"}

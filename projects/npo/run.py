@@ -1,4 +1,4 @@
-"""npo experiments: part (a) synthetic, part (b) TOFU (the pipeline shared with simnpo: projects/unlearning_tofu.py).
+"""npo experiments: part (a) synthetic, part (b) TOFU (the pipeline in projects/npo/tofu.py, which simnpo imports).
 
 `validate(config)` checks every field read here; `train_and_evaluate(config, workdir)` runs each enabled part,
 each saving its finished pieces under `workdir/<part>/` so that a rerun resumes, then writes the claims, the plots
@@ -12,11 +12,13 @@ import time
 
 from harness import outputs, validation
 from lib.metrics import progress
-from projects import unlearning_tofu as tofu_lib
 from projects.npo import claims as claims_lib
 from projects.npo import plots, synthetic
+from projects.npo import tofu as tofu_lib
 
 ALPHAS = (1.0, 0.0)  # the spec's learning-rate table defines only these
+KINDS_WITH_LR = synthetic.KINDS
+KINDS_WITH_BETA = ("npo", "npo_rt", "dpo_rt")  # GA, GA+RT and IDK+RT have no β
 
 
 def _is_bool(v) -> bool:
@@ -43,11 +45,14 @@ def _validate_synthetic(config) -> None:
                    f"distinct names in {list(synthetic.KINDS)}")
     validation.require_float(config, "synthetic.forget_threshold", min_value=0.0, strict=True)
     validation.require_int(config, "synthetic.forget_within", min_value=0)
-    for tag in ("alpha1", "alpha0"):
-        for kind in s.methods:
-            validation.require_float(config, f"synthetic.lr_{tag}.{kind}", min_value=0.0, strict=True)
-            if kind in ("npo", "npo_rt", "dpo_rt"):
-                validation.require_float(config, f"synthetic.beta_{tag}.{kind}", min_value=0.0, strict=True)
+    for tag in ("alpha1", "alpha0"):  # every entry of the tables, and one for each method that needs it
+        for table, needs in (("lr", KINDS_WITH_LR), ("beta", KINDS_WITH_BETA)):
+            field = f"synthetic.{table}_{tag}"
+            for kind in s.methods:
+                validation.require(kind not in needs or kind in s[f"{table}_{tag}"], field, dict(s[f"{table}_{tag}"]),
+                                   f"an entry for every method in {list(needs)} (missing {kind!r})")
+            for kind in s[f"{table}_{tag}"]:
+                validation.require_float(config, f"{field}.{kind}", min_value=0.0, strict=True)
     d = s.drift
     validation.require(_is_bool(d.enabled), "synthetic.drift.enabled", d.enabled, "True or False")
     validation.require_choice(config, "synthetic.drift.alpha", ALPHAS)

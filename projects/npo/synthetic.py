@@ -6,7 +6,8 @@ official code): logits [Zθ, 0] with Z = ReLU(X Wᵀ), W ∈ R^{N×d} ~ N(0, 1/d
 trained on D_f ∪ D_r, π_retr on D_r, both by full-batch GD from θ = 0. Unlearning is full-batch GD from θ_ref.
 
 Everything runs in float64 (as the official torch code) under `jax.enable_x64`; the seed axis is a vmap axis and
-the steps a `lax.scan`. Pure functions here; `run_part` adds the files (resume) around them.
+the steps a `lax.scan`. Pure functions here; `run_part` adds the files (resume) around them, and stops with
+`lib.metrics.NonFiniteError` before saving when a loss, gradient norm or distance is not finite.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.losses import dpo_from_logps, ga_from_logps, npo_from_logps
-from lib.metrics import read_npz, write_npz_atomic
+from lib.metrics import check_finite, read_npz, write_npz_atomic
 
 METHOD_NAMES = {"ga": "GA", "ga_rt": "GA+RT", "idk_rt": "IDK+RT", "npo": "NPO", "npo_rt": "NPO+RT",
                 "dpo_rt": "DPO+RT"}
@@ -91,13 +92,13 @@ def mean_kl(logp_target, logp_model):
 @functools.partial(jax.jit, static_argnames=("steps",))
 def pretrain(z, y, weights, *, steps: int, lr):
     """Full-batch GD from θ = 0 on the weighted NLL Σ_i w_i(−log π_θ(y_i|x_i)); z [n, N], y [n], weights [n]
-    (sum 1). Returns (θ, final gradient norm)."""
+    (sum 1). Returns (θ, final gradient norm, final loss)."""
     def loss(theta):
         return -jnp.sum(weights * label_logp(theta, z, y))
 
     grad = jax.grad(loss)
     theta = jax.lax.fori_loop(0, steps, lambda _, th: th - lr * grad(th), jnp.zeros(z.shape[-1], z.dtype))
-    return theta, jnp.linalg.norm(grad(theta))
+    return theta, jnp.linalg.norm(grad(theta)), loss(theta)
 
 
 def pretrain_seeds(data: dict, *, steps: int, lr: float) -> dict:
@@ -112,9 +113,10 @@ def pretrain_seeds(data: dict, *, steps: int, lr: float) -> dict:
     z = jax.vmap(features)(W, x)  # [S, n, N]
     fn = jax.vmap(jax.vmap(lambda z, y, w: pretrain(z, y, w, steps=steps, lr=lr), in_axes=(None, None, 0)),
                   in_axes=(0, 0, None))
-    theta, gnorm = fn(z, y, weights)  # [S, 2, N], [S, 2]
+    theta, gnorm, loss = fn(z, y, weights)  # [S, 2, N], [S, 2], [S, 2]
     return {"theta_ref": np.asarray(theta[:, 0]), "theta_retr": np.asarray(theta[:, 1]),
-            "gradnorm_ref": np.asarray(gnorm[:, 0]), "gradnorm_retr": np.asarray(gnorm[:, 1])}
+            "gradnorm_ref": np.asarray(gnorm[:, 0]), "gradnorm_retr": np.asarray(gnorm[:, 1]),
+            "loss_ref": np.asarray(loss[:, 0]), "loss_retr": np.asarray(loss[:, 1])}
 
 
 # ----------------------------------------------------------------------------------------------- unlearning
@@ -156,16 +158,18 @@ def evaluate(theta, ev):
 
 @functools.partial(jax.jit, static_argnames=("kind", "steps", "eval_every"))
 def unlearn(theta0, batch, ev, lr, beta, *, kind: str, steps: int, eval_every: int):
-    """Full-batch GD from θ0 on `unlearning_loss`; metrics at t = 0, eval_every, …, steps ([steps/eval_every + 1])."""
-    grad = jax.grad(functools.partial(unlearning_loss, batch=batch, kind=kind, beta=beta))
+    """Full-batch GD from θ0 on `unlearning_loss`; metrics (`evaluate` and the training loss) at t = 0, eval_every,
+    …, steps ([steps/eval_every + 1])."""
+    loss = functools.partial(unlearning_loss, batch=batch, kind=kind, beta=beta)
+    grad = jax.grad(loss)
 
     def chunk(theta, _):
-        m = evaluate(theta, ev)
+        m = {**evaluate(theta, ev), "loss": loss(theta)}
         theta = jax.lax.fori_loop(0, eval_every, lambda _, th: th - lr * grad(th), theta)
         return theta, m
 
     theta, ms = jax.lax.scan(chunk, theta0, None, length=steps // eval_every)
-    last = evaluate(theta, ev)
+    last = {**evaluate(theta, ev), "loss": loss(theta)}
     return theta, jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), ms, last)
 
 
@@ -256,6 +260,13 @@ def _unflatten(flat: dict) -> dict:
     return out
 
 
+def check_curves(curves: dict, steps) -> None:
+    """NaN guard over `[seeds, T]` curves evaluated at `steps` (T of them): names the first evaluation step with a
+    non-finite value and its seeds."""
+    for i, step in enumerate(steps):
+        check_finite(int(step), {k: v[:, i] for k, v in curves.items()})
+
+
 def alpha_tag(alpha: float) -> str:
     return f"alpha{alpha:g}"
 
@@ -265,18 +276,24 @@ def run_alpha(s, alpha: float) -> dict:
     t0 = time.time()
     data = stack_data(s, alpha)
     models = pretrain_seeds(data, steps=s.pretrain_steps, lr=s.pretrain_lr)
+    check_curves({f"pretrain/{k}": v[:, None] for k, v in models.items() if k.startswith(("loss", "gradnorm"))},
+                 [s.pretrain_steps])
     t1 = time.time()
     tag = "alpha1" if alpha == 1.0 else "alpha0"
     lrs, betas = dict(s[f"lr_{tag}"]), dict(s[f"beta_{tag}"])
     methods = run_methods(data, models, methods=s.methods, lrs=lrs, betas=betas, steps=s.steps,
                           eval_every=s.eval_every)
+    steps = np.arange(0, s.steps + 1, s.eval_every)
+    check_curves({f"{kind}/{k}": m[k] for kind, m in methods.items() for k in ("loss", "forget_dist", "retain_dist")},
+                 steps)
     t2 = time.time()
-    out = {"models": models, "methods": methods, "steps": np.arange(0, s.steps + 1, s.eval_every),
+    out = {"models": models, "methods": methods, "steps": steps,
            "seconds": {"pretrain": np.float64(t1 - t0), "unlearn": np.float64(t2 - t1)}}
     if s.drift.enabled and float(s.drift.alpha) == float(alpha):
         out["drift"] = run_drift(data, models, lr=s.drift.lr, steps=s.drift.steps, eval_every=s.drift.eval_every,
                                  betas=s.drift.betas)
         out["drift_steps"] = np.arange(0, s.drift.steps + 1, s.drift.eval_every)
+        check_curves({f"drift/{k}": v for k, v in out["drift"].items()}, out["drift_steps"])
         out["seconds"]["drift"] = np.float64(time.time() - t2)
     return out
 

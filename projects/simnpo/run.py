@@ -1,6 +1,7 @@
 """simnpo experiments. `config.parts` lists what runs; each part registers (validate, run) in `PARTS` and returns
 {"metrics", "claims", "plots", "seeds"}, so the TOFU part (b) and the relearning attack (c) plug in next to
-"markov" without touching the others.
+"markov" without touching the others. Parts (b) and (c) run npo's TOFU pipeline (projects/npo/tofu.py); the
+relearning part attacks the models that part (b) of the same `train_and_evaluate` call unlearned.
 
 Part "markov" (spec §5a), per case ("length", "memorisation"):
   1. data (numpy, `data_seed`), identical across cases except Forget2;
@@ -10,6 +11,7 @@ Part "markov" (spec §5a), per case ("length", "memorisation"):
   3. their KL to the true transitions on each test split (the reference points);
   4. GA / NPO(β sweep) / SimNPO(β sweep) × seeds as one vmapped, jitted 50-iteration scan with the KL metrics at
      `eval_iters` — saved to `workdir/markov/<case>/unlearn.npz`, reused on a rerun.
+A non-finite pretraining loss, unlearning loss or KL stops the run (lib.metrics.NonFiniteError) before it is saved.
 """
 
 from __future__ import annotations
@@ -23,16 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import outputs, validation
-from lib.metrics import progress
-from projects import unlearning_tofu as tofu_lib
+from lib.metrics import check_finite, progress, read_npz, write_npz_atomic
+from lib.unlearning_train import arrays_to_params, params_to_arrays
+from projects.npo import tofu as tofu_lib
 from projects.simnpo import claims as claims_lib
 from projects.simnpo import markov, plots
-
-# ----------------------------------------------------------------------------------------------- files
-
-save_npz, load_npz = tofu_lib.save_npz, tofu_lib.load_npz
-params_to_arrays, arrays_to_params = tofu_lib.params_to_arrays, tofu_lib.arrays_to_params
-
 
 # ----------------------------------------------------------------------------------------------- markov: config
 
@@ -83,11 +80,13 @@ def validate_markov(config) -> None:
     validation.require_sequence(config, "markov.unlearn.simnpo_betas", item_ok=_is_beta, item_desc="numbers > 0",
                             min_len=0)
     validation.require(isinstance(u.ga, bool), "markov.unlearn.ga", u.ga, "True or False")
-    for method in ("npo", "simnpo"):
+    for method in ("npo", "simnpo"):  # the paper's β per case: one of the sweep for each case that runs
+        sweep = tuple(u[f"{method}_betas"])
+        for case in u[f"{method}_beta"]:
+            validation.require_float(config, f"markov.unlearn.{method}_beta.{case}", min_value=0.0, strict=True)
         for case in m.cases:
             field = f"markov.unlearn.{method}_beta.{case}"
-            beta = validation.require_float(config, field, min_value=0.0, strict=True)
-            sweep = tuple(u[f"{method}_betas"])
+            beta = u[f"{method}_beta"].get(case)
             validation.require(beta in sweep, field, beta, f"one of markov.unlearn.{method}_betas={list(sweep)}")
     validation.require_sequence(config, "markov.unlearn.eval_iters",
                             item_ok=lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= iters,
@@ -152,11 +151,13 @@ def _trained(path: str, config, init, apply, train: dict, what: str) -> dict:
     """Loads `path` when it holds models trained on these very data, else trains and saves them."""
     digest = _data_hash(train)
     if os.path.exists(path):
-        saved = load_npz(path)
+        saved = read_npz(path)
         if str(saved["data_hash"]) == digest:
             return {"params": arrays_to_params(saved), "losses": saved["losses"], "seconds": 0.0, "resumed": True}
     params, losses, seconds = _train_models(config, init, apply, train)
-    save_npz(path, {**params_to_arrays(params), "losses": losses, "data_hash": np.array(digest),
+    for epoch in range(losses.shape[1]):  # losses [seeds, epochs]
+        check_finite(epoch + 1, {f"{what} pretraining loss (epoch mean)": losses[:, epoch]})
+    write_npz_atomic(path, {**params_to_arrays(params), "losses": losses, "data_hash": np.array(digest),
                     "seconds": np.float64(seconds)})
     return {"params": params, "losses": losses, "seconds": seconds, "resumed": False}
 
@@ -164,6 +165,15 @@ def _trained(path: str, config, init, apply, train: dict, what: str) -> dict:
 def _tests(config, data: dict) -> dict:
     cap = config.markov.unlearn.eval_max_seqs
     return {s: {k: (v[:cap] if cap else v) for k, v in data["test_short"][s].items()} for s in markov.SPLITS}
+
+
+def check_unlearning(kl: np.ndarray, losses: np.ndarray, eval_iters) -> None:
+    """NaN guard over every run: the loss at each iteration (`losses` [runs, iterations]) and the KL metrics at each
+    evaluated iteration (`kl` [evals, runs, 3])."""
+    for it in range(losses.shape[1]):
+        check_finite(it + 1, {"unlearning loss": losses[:, it]})
+    for e, it in enumerate(eval_iters):
+        check_finite(it, {f"KL {s}": kl[e, :, j] for j, s in enumerate(markov.SPLITS)})
 
 
 def run_case(config, workdir: str, case: str, bar=None) -> dict:
@@ -204,7 +214,7 @@ def run_case(config, workdir: str, case: str, bar=None) -> dict:
     path = os.path.join(workdir, "markov", case, "unlearn.npz")
     runs = runs_table(config)
     if os.path.exists(path):
-        saved = load_npz(path)
+        saved = read_npz(path)
         kl, losses, seconds = saved["kl"], saved["losses"], float(saved["seconds"])
     else:
         num_seeds = len(m.seeds)
@@ -221,7 +231,8 @@ def run_case(config, workdir: str, case: str, bar=None) -> dict:
         kl, losses = jax.block_until_ready(fn(original["params"], method, beta, seed_idx, keys, forget, tests_j, Ts_j))
         seconds = time.time() - t0
         kl, losses = np.asarray(kl), np.asarray(losses)
-        save_npz(path, {"kl": kl, "losses": losses, "seconds": np.float64(seconds)})
+        check_unlearning(kl, losses, u.eval_iters)
+        write_npz_atomic(path, {"kl": kl, "losses": losses, "seconds": np.float64(seconds)})
     if bar:
         bar.update(1)
     num_seeds = len(m.seeds)
@@ -235,7 +246,7 @@ def run_case(config, workdir: str, case: str, bar=None) -> dict:
                         "case_total": time.time() - t_case}}
 
 
-def run_markov(config, workdir: str) -> dict:
+def run_markov(config, workdir: str, shared: dict) -> dict:
     m = config.markov
     results = {}
     with progress(3 * len(m.cases), desc="simnpo markov", unit="stage") as bar:
@@ -248,16 +259,13 @@ def run_markov(config, workdir: str) -> dict:
 
 # ------------------------------------------------------------------------------------------- TOFU (b), relearning (c)
 
-_TOFU_CACHE: dict = {}  # workdir → the TOFU part's results (with the unlearned params the relearning part attacks)
-
-
-def _tofu(config, workdir: str) -> dict:
-    key = (workdir, config.to_json_best_effort())
-    if key not in _TOFU_CACHE:
-        _TOFU_CACHE.clear()
+def _tofu(config, workdir: str, shared: dict) -> dict:
+    """The TOFU part's results (with the unlearned params the relearning part attacks), run or resumed once per
+    `train_and_evaluate` call and kept in its `shared` dict."""
+    if "tofu" not in shared:
         keep = tuple(config.relearn.methods) if "relearn" in config.parts else ()
-        _TOFU_CACHE[key] = tofu_lib.run_tofu(config, workdir, keep_params_for=keep)
-    return _TOFU_CACHE[key]
+        shared["tofu"] = tofu_lib.run_tofu(config, workdir, keep_params_for=keep)
+    return shared["tofu"]
 
 
 def validate_tofu(config) -> None:
@@ -265,10 +273,10 @@ def validate_tofu(config) -> None:
     tofu_lib.validate_tofu(config)
 
 
-def run_tofu(config, workdir: str) -> dict:
-    """Part (b): SimNPO vs NPO (and any baselines in tofu.unlearn.methods) on TOFU, the shared pipeline."""
+def run_tofu(config, workdir: str, shared: dict) -> dict:
+    """Part (b): SimNPO vs NPO (and any baselines in tofu.unlearn.methods) on TOFU, npo's pipeline."""
     t = config.tofu
-    res = _tofu(config, workdir)
+    res = _tofu(config, workdir, shared)
     metrics = tofu_lib.tofu_metrics(res, t)
     metrics["tofu/data"] = res["data_source"]
     metrics["tofu/model"] = res["model"]
@@ -293,9 +301,9 @@ def validate_relearn(config) -> None:
     tofu_lib.validate_relearn(config)
 
 
-def run_relearn(config, workdir: str) -> dict:
+def run_relearn(config, workdir: str, shared: dict) -> dict:
     """Part (c): the relearning attack on the NPO- and SimNPO-unlearned models."""
-    res = _tofu(config, workdir)
+    res = _tofu(config, workdir, shared)
     rel = tofu_lib.run_relearn(config, workdir, res)
     metrics, claims = tofu_lib.relearn_metrics_and_claim(rel, res, config)
     return {"metrics": metrics, "claims": claims, "plots": tofu_lib.relearn_plot(workdir, rel), "seeds": []}
@@ -321,8 +329,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     t0 = time.time()
     os.makedirs(workdir, exist_ok=True)
     metrics, claims, plot_files, seeds = {}, [], [], []
+    shared: dict = {}  # what one part hands to a later one (the TOFU results to the relearning part)
     for part in config.parts:
-        out = PARTS[part][1](config, workdir)
+        out = PARTS[part][1](config, workdir, shared)
         metrics.update(out["metrics"])
         claims += out["claims"]
         plot_files += out["plots"]

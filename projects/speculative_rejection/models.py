@@ -24,6 +24,7 @@ import optax
 from lib import decoding, transformer
 from lib.checkpoint import Checkpointer
 from lib.metrics import MetricWriter, check_finite, progress, read_npz, write_npz_atomic
+from lib.stats import round_up
 from projects.speculative_rejection import tkl
 
 
@@ -206,7 +207,7 @@ def score_padded(params, seq: np.ndarray, mask: np.ndarray, *, mc, length_bucket
     `length_bucket` (at most the position table), so jit compiles a bounded number of shapes. Padding does not
     change a score."""
     n, L = seq.shape
-    nb, Lb = bucket_pow2(n), max(L, min(-(-L // length_bucket) * length_bucket, mc.max_len))
+    nb, Lb = bucket_pow2(n), max(L, min(round_up(L, length_bucket), mc.max_len))
     s = np.zeros((nb, Lb), np.int32)
     m = np.zeros((nb, Lb), np.int32)
     s[:n, :L], m[:n, :L] = seq, mask

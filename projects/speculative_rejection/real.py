@@ -26,6 +26,7 @@ import numpy as np
 
 from harness import validation
 from lib import compute_cost, decoding, hf_import, transformer
+from projects.speculative_rejection import evaluation
 
 
 def validate(config) -> None:
@@ -33,10 +34,8 @@ def validate(config) -> None:
     for f in ("generator_dir", "reward_dir"):
         d = os.path.expanduser(r[f])
         validation.require(os.path.isfile(os.path.join(d, "config.json")), f"real.{f}", r[f],
-                       "a local checkpoint directory holding config.json and *.safetensors")
-    pf = r.prompts_file
-    validation.require(pf == "" or os.path.isfile(os.path.expanduser(pf)), "real.prompts_file", pf,
-                   '"" (random-token prompts) or an existing text file, one prompt per line')
+                           "a local checkpoint directory holding config.json and *.safetensors")
+    validation.require_existing_path(config, "real.prompts_file", kind="file", optional=True)  # "": random tokens
     validation.require_int(config, "real.num_prompts", min_value=1)
     validation.require_int(config, "real.max_prompt_tokens", min_value=1)
 
@@ -54,7 +53,7 @@ def load(config):
     rm = hf_import.load_model(os.path.expanduser(r.reward_dir))
     if rm.config.head != "scalar":
         raise validation.ConfigError(f"real.reward_dir={r.reward_dir!r} is a language model: expected a "
-                                 "*ForSequenceClassification checkpoint with num_labels=1 (a scalar head)")
+                                     "*ForSequenceClassification checkpoint with num_labels=1 (a scalar head)")
     if rm.config.vocab_size != gen.config.vocab_size:
         raise validation.ConfigError(
             f"real.reward_dir={r.reward_dir!r} has vocab_size {rm.config.vocab_size}, the generator "
@@ -75,8 +74,6 @@ def prompt_ids(config, gen: hf_import.Model) -> list[np.ndarray]:
 
 def run(config, workdir: str) -> dict:
     """Per prompt: Best-of-N samples once, Speculative Rejection per α (same per-row keys), records on disk."""
-    from projects.speculative_rejection import run as synth
-
     validate(config)
     gen, rm = load(config)
     eos = gen.hf_config.get("eos_token_id")
@@ -97,7 +94,7 @@ def run(config, workdir: str) -> dict:
     def evaluate(j: int, prompt: np.ndarray) -> dict:
         P = len(prompt)
         M = n0 * (P + T)
-        key = synth.prompt_key(config, j)
+        key = evaluation.prompt_key(config, j)
         n_bon = n0 * e.bon_multiples[-1]
         rep = jnp.broadcast_to(jnp.asarray(prompt), (n_bon, P))
         out = decoding.generate(gen.params, rep, jnp.ones_like(rep), key, config=gen.config, max_new_tokens=T,
@@ -115,9 +112,8 @@ def run(config, workdir: str) -> dict:
         for alpha in e.alphas:
             res = decoding.speculative_rejection(
                 gen.params, prompt, key, config=gen.config, alpha=alpha, memory_slots=M, max_new_tokens=T,
-                score_fn=lambda s, m, ids: score(rm.params, s, m), b_cap=e.b_cap_multiple * n0,
-                tau_min=e.tau_min, bucket=e.bucket, temperature=e.temperature, top_k=e.top_k, eos_id=eos,
-                pad_id=pad, reprefill=e.reprefill, cost=dict(gen=gdims, rm=rdims, hw=hw))
+                score_fn=lambda s, m, ids: score(rm.params, s, m), eos_id=eos, pad_id=pad,
+                cost=dict(gen=gdims, rm=rdims, hw=hw), **evaluation.spr_options(config))
             c = res["chosen"]
             flops, sim = res["flops"], res["roofline_seconds"]
             rec["spr"][str(alpha)] = {
@@ -128,16 +124,14 @@ def run(config, workdir: str) -> dict:
                 "wall_seconds": res["wall_seconds"]}
         return rec
 
-    return aggregate(synth.per_prompt_records(workdir, prompt_ids(config, gen), evaluate), config)
+    return aggregate(evaluation.per_prompt_records(workdir, prompt_ids(config, gen), evaluate), config)
 
 
 def aggregate(records: list[dict], config) -> dict:
     """Improvement score, relative compute and speedup per cost model under the selecting reward model."""
-    from projects.speculative_rejection import run as synth
-
     e = config.experiment
     n0, mult = e.device_batch, list(e.bon_multiples)
-    imp = synth.improvement_fn(records, n0)
+    imp = evaluation.improvement_fn(records, n0)
 
     m = {"num_prompts": len(records), "device_batch": n0, "bon/multiples": mult}
     bon = [imp([decoding.expected_best_of(np.asarray(r["rm"]), n0 * k) for r in records]) for k in mult]
@@ -151,5 +145,5 @@ def aggregate(records: list[dict], config) -> dict:
         m[f"{p}/chosen_is_bon_sample"] = float(np.mean([x["chosen_is_bon_sample"] for x in s]))
         for c in ("flops", "roofline"):
             m[f"{p}/rel_{c}"] = float(np.sum([x["cost"][c] for x in s])) / dev[c]
-            m[f"{p}/speedup_{c}"] = synth.speedup_or_nan(mult, bon, m[f"{p}/rel_{c}"], m[f"{p}/score"])[0]
+            m[f"{p}/speedup_{c}"] = evaluation.speedup_or_nan(mult, bon, m[f"{p}/rel_{c}"], m[f"{p}/score"])[0]
     return m

@@ -17,7 +17,6 @@ Importable pieces: `validate`, `language`, `prompts`, `evaluate_prompt`, `aggreg
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -27,81 +26,77 @@ from scipy import stats
 
 from harness import outputs, validation
 from lib import compute_cost, decoding, transformer
-from lib.metrics import progress, write_json_atomic
+from lib.metrics import read_json, read_jsonl, write_json_atomic
 from projects.speculative_rejection import claims as claims_lib
-from projects.speculative_rejection import models, plots, tkl
+from projects.speculative_rejection import evaluation, models, plots, real, tkl
 
 
 def validate(config) -> None:
-    validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
-    validation.require_int(config, "seed", min_value=0)
-    T = validation.require_int(config, "max_new_tokens", min_value=4)
+    """Every field the run reads, checked before anything runs (harness/validation.py)."""
+    v = validation
+    v.require_choice(config, "preset", ["smoke", "quick", "paper"])
+    v.require_int(config, "seed", min_value=0)
+    T = v.require_int(config, "max_new_tokens", min_value=4)
     for part in ("generator", "reward_model"):
-        d = validation.require_int(config, f"{part}.d_model", min_value=1)
-        h = validation.require_int(config, f"{part}.n_heads", min_value=1)
-        validation.require(d % h == 0, f"{part}.n_heads", h, f"a divisor of {part}.d_model={d}")
-        validation.require_int(config, f"{part}.n_layers", min_value=1)
-        validation.require_int(config, f"{part}.train.steps", min_value=1)
-        validation.require_int(config, f"{part}.train.batch_size", min_value=1)
-        validation.require_int(config, f"{part}.train.log_every", min_value=1)
-        validation.require_float(config, f"{part}.train.learning_rate", min_value=0.0, strict=True)
-        validation.require_float(config, f"{part}.train.weight_decay", min_value=0.0)
-    validation.require_int(config, "reward_model.num_samples", min_value=2)
+        d = v.require_int(config, f"{part}.d_model", min_value=1)
+        h = v.require_int(config, f"{part}.n_heads", min_value=1)
+        v.require(d % h == 0, f"{part}.n_heads", h, f"a divisor of {part}.d_model={d}")
+        v.require_int(config, f"{part}.n_layers", min_value=1)
+        v.require_int(config, f"{part}.train.steps", min_value=1)
+        v.require_int(config, f"{part}.train.batch_size", min_value=1)
+        v.require_int(config, f"{part}.train.log_every", min_value=1)
+        v.require_float(config, f"{part}.train.learning_rate", min_value=0.0, strict=True)
+        v.require_float(config, f"{part}.train.weight_decay", min_value=0.0)
+    v.require_int(config, "reward_model.num_samples", min_value=2)
+    v.require_int(config, "reward_model.samples_per_prompt", min_value=1)
+    for f in ("append_eos", "init_from_generator"):
+        flag = config.reward_model[f]
+        v.require(isinstance(flag, bool), f"reward_model.{f}", flag, "True or False")
     if config.reward_model.init_from_generator:
         for f in ("d_model", "n_layers", "n_heads"):
-            validation.require(config.reward_model[f] == config.generator[f], f"reward_model.{f}",
-                               config.reward_model[f],
-                           f"the generator's {f}={config.generator[f]} (reward_model.init_from_generator=True)")
-    validation.require_int(config, "reward_model.samples_per_prompt", min_value=1)
-    validation.require(isinstance(config.reward_model.append_eos, bool), "reward_model.append_eos",
-                   config.reward_model.append_eos, "True or False")
+            v.require(config.reward_model[f] == config.generator[f], f"reward_model.{f}", config.reward_model[f],
+                      f"the generator's {f}={config.generator[f]} (reward_model.init_from_generator=True)")
     lc = config.language
-    for f in ("z_a", "z_b"):
-        validation.require_float(config, f"language.{f}", min_value=0.0, strict=True)
+    for f in ("z_a", "z_b"):  # the skill's Beta(z_a, z_b) parameters
+        v.require_float(config, f"language.{f}", min_value=0.0, strict=True)
     for f in ("epsilon", "p_stay", "hazard_before", "hazard_lo", "hazard_hi"):
-        v = validation.require_float(config, f"language.{f}", min_value=0.0)
-        validation.require(v <= 1.0, f"language.{f}", v, "a probability in [0, 1]")
-    validation.require(lc.hazard_lo <= lc.hazard_hi, "language.hazard_lo", lc.hazard_lo,
-                   f"<= language.hazard_hi={lc.hazard_hi}")
-    e = config.experiment
-    validation.require_int(config, "experiment.num_prompts", min_value=1)
-    n0 = validation.require_int(config, "experiment.device_batch", min_value=2)
-    mult = validation.require_sequence(config, "experiment.bon_multiples", item_ok=lambda k: isinstance(k,
-                                       int) and k >= 1,
-                                   item_desc="integers >= 1")
-    validation.require(list(mult) == sorted(set(mult)) and mult[0] == 1 and len(mult) >= 2, "experiment.bon_multiples",
-                   mult, "an increasing sequence of at least two integers starting at 1 (N = N0·k)")
-    validation.require_sequence(config, "experiment.alphas", item_ok=lambda a: isinstance(a, (int,
-                                float)) and 0 <= a < 1,
-                            item_desc="rejection rates in [0, 1)")
-    validation.require_int(config, "experiment.b_cap_multiple", min_value=1)
-    tau = validation.require_int(config, "experiment.tau_min", min_value=1)
-    validation.require(tau < T, "experiment.tau_min", tau, f"< max_new_tokens={T}")
-    validation.require_int(config, "experiment.bucket", min_value=1)
-    validation.require(isinstance(config.experiment.reprefill, bool), "experiment.reprefill",
-                       config.experiment.reprefill,
-                   "True (re-prefill survivors, as the official code) or False (gather their KV rows)")
-    validation.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
-    validation.require_int(config, "experiment.top_k", min_value=0)
-    validation.require_int(config, "experiment.wall_prompts", min_value=0)
-    validation.require_int(config, "experiment.correlation_prompts", min_value=0)
-    validation.require_sequence(config, "experiment.correlation_taus", item_ok=lambda t: isinstance(t,
-                                int) and 1 <= t <= T,
-                            item_desc=f"integers in [1, max_new_tokens={T}]")
+        v.require_probability(config, f"language.{f}")
+    v.require(lc.hazard_lo <= lc.hazard_hi, "language.hazard_lo", lc.hazard_lo, f"<= language.hazard_hi={lc.hazard_hi}")
+    v.require_int(config, "language.grammar_seed", min_value=0)
+    v.require_int(config, "experiment.num_prompts", min_value=1)
+    v.require_int(config, "experiment.prompt_seed", min_value=0)
+    n0 = v.require_int(config, "experiment.device_batch", min_value=2)
+    mult = v.require_sequence(config, "experiment.bon_multiples", item_ok=lambda k: isinstance(k, int) and k >= 1,
+                              item_desc="integers >= 1")
+    v.require(list(mult) == sorted(set(mult)) and mult[0] == 1 and len(mult) >= 2, "experiment.bon_multiples", mult,
+              "an increasing sequence of at least two integers starting at 1 (N = N0·k)")
+    v.require_sequence(config, "experiment.alphas", item_ok=lambda a: isinstance(a, (int, float)) and 0 <= a < 1,
+                       item_desc="rejection rates in [0, 1)")
+    v.require_int(config, "experiment.b_cap_multiple", min_value=1)
+    tau = v.require_int(config, "experiment.tau_min", min_value=1)
+    v.require(tau < T, "experiment.tau_min", tau, f"< max_new_tokens={T}")
+    v.require_int(config, "experiment.bucket", min_value=1)
+    v.require(isinstance(config.experiment.reprefill, bool), "experiment.reprefill", config.experiment.reprefill,
+              "True (re-prefill survivors, as the official code) or False (gather their KV rows)")
+    v.require_choice(config, "experiment.rank_pool", list(decoding.RANK_POOLS))
+    v.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
+    real_mode = config.real.enabled
+    v.require(isinstance(real_mode, bool), "real.enabled", real_mode, "True or False")
+    v.require_int(config, "experiment.top_k", min_value=0, max_value=None if real_mode else tkl.VOCAB)  # 0 = off
+    v.require_int(config, "experiment.wall_prompts", min_value=0)
+    v.require_int(config, "experiment.correlation_prompts", min_value=0)
+    v.require_sequence(config, "experiment.correlation_taus", item_ok=lambda t: isinstance(t, int) and 1 <= t <= T,
+                       item_desc=f"integers in [1, max_new_tokens={T}]")
     b0 = b0_of(config)
-    validation.require(b0 <= n0 * mult[-1], "experiment.bon_multiples", mult,
-                   f"a largest N = N0·k of at least Speculative Rejection's b0 = {b0}, so its samples are "
-                   "Best-of-N's (common random numbers)")
+    v.require(b0 <= n0 * mult[-1], "experiment.bon_multiples", mult,
+              f"a largest N = N0·k of at least Speculative Rejection's b0 = {b0}, so its samples are "
+              "Best-of-N's (common random numbers)")
     for f in ("paper_max_new_tokens", "paper_device_batch"):
-        validation.require_int(config, f"cost.{f}", min_value=1)
+        v.require_int(config, f"cost.{f}", min_value=1)
     for f in ("weight_bytes_gen", "weight_bytes_rm", "params_gen", "params_rm", "kv_bytes_per_token", "bandwidth",
               "flops_per_s"):
-        validation.require_float(config, f"cost.{f}", min_value=0.0, strict=f in ("bandwidth", "flops_per_s"))
-    del e
-    validation.require(isinstance(config.real.enabled, bool), "real.enabled", config.real.enabled, "True or False")
-    if config.real.enabled:
-        from projects.speculative_rejection import real
-
+        v.require_float(config, f"cost.{f}", min_value=0.0, strict=f in ("bandwidth", "flops_per_s"))
+    if real_mode:
         real.validate(config)
 
 
@@ -175,13 +170,11 @@ class Setup:
             max_new_tokens=self.config.max_new_tokens, temperature=e.temperature, top_k=e.top_k))
 
     def spr(self, prompt, key, alpha: float) -> dict:
-        e = self.config.experiment
         return decoding.speculative_rejection(
             self.gen_params, prompt, key, config=self.gen_mc, score_fn=self.score_fn(prompt), alpha=alpha,
-            memory_slots=memory_slots(self.config), max_new_tokens=self.config.max_new_tokens,
-            b_cap=e.b_cap_multiple * e.device_batch, tau_min=e.tau_min, bucket=e.bucket,
-            temperature=e.temperature, top_k=e.top_k, eos_id=tkl.EOS, pad_id=tkl.PAD, reprefill=e.reprefill,
-            cost=dict(gen=self.gen_dims, rm=self.rm_dims, hw=self.hw, **self.scale))
+            memory_slots=memory_slots(self.config), max_new_tokens=self.config.max_new_tokens, eos_id=tkl.EOS,
+            pad_id=tkl.PAD, cost=dict(gen=self.gen_dims, rm=self.rm_dims, hw=self.hw, **self.scale),
+            **evaluation.spr_options(self.config))
 
     def spr_cost(self, res: dict) -> dict:
         """FLOPs count the bucketed (computed) rows; the simulated accelerator sees the real rows."""
@@ -201,16 +194,12 @@ class Setup:
         return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def prompt_key(config, j: int) -> jax.Array:
-    return jax.random.fold_in(jax.random.key(config.seed + 7), j)
-
-
 def evaluate_prompt(setup: Setup, prompt: np.ndarray, j: int) -> dict:
     """One prompt's record: Best-of-N samples' RM and gold scores, Speculative Rejection for every α,
     partial/final correlations (for the first `correlation_prompts` prompts)."""
     config = setup.config
     e = config.experiment
-    key = prompt_key(config, j)
+    key = evaluation.prompt_key(config, j)
     n_bon = e.device_batch * e.bon_multiples[-1]
     tokens = setup.sample(prompt, key, n_bon)
     lengths = response_lengths(tokens)
@@ -251,7 +240,7 @@ def evaluate_prompt(setup: Setup, prompt: np.ndarray, j: int) -> dict:
 def time_prompt(setup: Setup, prompt: np.ndarray, j: int) -> dict:
     """CPU wall seconds after compilation: one Best-of-N device (N0 rows to completion + RM) and SpR per α."""
     e = setup.config.experiment
-    key = prompt_key(setup.config, j)
+    key = evaluation.prompt_key(setup.config, j)
     out = {}
     for _ in range(2):  # the first pass compiles every shape
         t0 = time.perf_counter()
@@ -261,48 +250,6 @@ def time_prompt(setup: Setup, prompt: np.ndarray, j: int) -> dict:
         for alpha in e.alphas:
             out[str(alpha)] = setup.spr(prompt, key, alpha)["wall_seconds"]
     return out
-
-
-def improvement_fn(records: list[dict], n0: int):
-    """The paper's improvement score (Best-of-N0 = 100) as a function of each prompt's best RM score, with
-    Best-of-N0's max and min taken in expectation over N0-subsets of the prompt's samples (`record["rm"]`)."""
-    base = [(decoding.expected_best_of(np.asarray(r["rm"]), n0), -decoding.expected_best_of(-np.asarray(r["rm"]), n0))
-            for r in records]
-
-    def imp(best) -> float:
-        vals = [(b - mx) / (mx - mn) for b, (mx, mn) in zip(best, base, strict=True) if mx > mn]
-        return 100.0 * (1.0 + float(np.mean(vals))) if vals else float("nan")
-
-    return imp
-
-
-def speedup_or_nan(mult, bon_score, rel: float, score: float) -> tuple[float, bool]:
-    """`lib.decoding.speedup` on the Best-of-N curve (relative compute N/N0); NaN when the curve does not
-    increase (tiny or random models)."""
-    try:
-        sp = decoding.speedup(np.asarray(mult, float), np.asarray(bon_score, float), rel, score)
-        return sp["speedup"], sp["extrapolated"]
-    except ValueError:
-        return float("nan"), True
-
-
-def per_prompt_records(workdir: str, items, evaluate) -> list[dict]:
-    """`evaluate(j, item)` for every item, each record written atomically to `workdir/prompts/<j>.json` and read
-    back on a rerun (resume)."""
-    pdir = os.path.join(workdir, "prompts")
-    os.makedirs(pdir, exist_ok=True)
-    records = []
-    with progress(len(items), desc="prompts", unit="prompt") as bar:
-        for j, item in enumerate(items):
-            path = os.path.join(pdir, f"{j:04d}.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-            else:
-                records.append(evaluate(j, item))
-                write_json_atomic(path, records[-1])
-            bar.update(1)
-    return records
 
 
 def _win(g_method: float, gold_sorted_by_rm: np.ndarray, w: np.ndarray) -> float:
@@ -315,7 +262,7 @@ def aggregate(records: list[dict], walls: list[dict], config) -> dict:
     n0, mult = e.device_batch, list(e.bon_multiples)
     m: dict = {"num_prompts": len(records), "device_batch": n0, "memory_slots": memory_slots(config),
                "b0": b0_of(config), "max_new_tokens": config.max_new_tokens}
-    imp = improvement_fn(records, n0)
+    imp = evaluation.improvement_fn(records, n0)
     w0 = [None] * len(records)
     for i, r in enumerate(records):
         rm, gold = np.asarray(r["rm"]), np.asarray(r["gold"])
@@ -357,7 +304,8 @@ def aggregate(records: list[dict], walls: list[dict], config) -> dict:
             rel["wall"] = float(np.sum([w[a] for w in walls])) / wall_dev
         for c, v in rel.items():
             m[f"{p}/rel_{c}"] = v
-            m[f"{p}/speedup_{c}"], m[f"{p}/speedup_{c}_extrapolated"] = speedup_or_nan(mult, bon_score, v, score)
+            m[f"{p}/speedup_{c}"], m[f"{p}/speedup_{c}_extrapolated"] = evaluation.speedup_or_nan(
+                mult, bon_score, v, score)
     corr = [r["correlation"] for r in records if "correlation" in r]
     for tau in e.correlation_taus:
         for key in ("pearson_rm", "kendall_rm", "pearson_gold", "pearson_rm_gold"):
@@ -374,8 +322,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     t_start = time.perf_counter()
     if config.real.enabled:
-        from projects.speculative_rejection import real
-
         metrics = real.run(config, workdir)
         metrics["total_seconds"] = time.perf_counter() - t_start
         names = ["score_vs_compute.png"]
@@ -390,11 +336,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     setup = Setup(config, gen_params, gen_mc, rm_params, rm_mc)
     t_train = time.perf_counter() - t_start
     ps = prompts(config)
-    records = per_prompt_records(workdir, ps, lambda j, prompt: evaluate_prompt(setup, prompt, j))
+    records = evaluation.per_prompt_records(workdir, ps, lambda j, prompt: evaluate_prompt(setup, prompt, j))
     wall_path = os.path.join(workdir, "wall.json")
     if os.path.exists(wall_path):
-        with open(wall_path) as f:
-            walls = json.load(f)
+        walls = read_json(wall_path)
     else:
         walls = [time_prompt(setup, ps[j], j) for j in range(min(config.experiment.wall_prompts, len(ps)))]
         write_json_atomic(wall_path, walls)
@@ -403,10 +348,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["gen_params"] = transformer.count_params(gen_params)
     metrics["rm_params"] = transformer.count_params(rm_params)
-    with open(os.path.join(workdir, "generator_metrics.jsonl")) as f:
-        metrics["generator_final_loss"] = json.loads(f.read().strip().splitlines()[-1])["loss"]
-    with open(os.path.join(workdir, "reward_model_metrics.jsonl")) as f:
-        metrics["rm_final_mse"] = json.loads(f.read().strip().splitlines()[-1])["loss"]
+    metrics["generator_final_loss"] = read_jsonl(os.path.join(workdir, "generator_metrics.jsonl"))[-1]["loss"]
+    metrics["rm_final_mse"] = read_jsonl(os.path.join(workdir, "reward_model_metrics.jsonl"))[-1]["loss"]
     plot_names = plots.make_all(metrics, records, config, workdir)
     return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset, seeds=[config.seed],
                                 metrics=metrics, claims=claims_lib.claims(metrics, config), plots=plot_names)

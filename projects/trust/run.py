@@ -19,10 +19,11 @@ import zlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.optimize import minimize
 
 from harness import outputs, validation
 from lib import bandits
-from lib.metrics import progress, write_npz_atomic
+from lib.metrics import progress, read_npz_or_none, write_npz_atomic
 from projects.trust import claims as claims_lib
 from projects.trust import offline_rl, plots
 
@@ -150,9 +151,9 @@ def complexity(inst: dict, config, *, cache_dir: str | None = None) -> dict:
     J, dec = config.trust.grid_size, float(config.trust.grid_decades)
     h = hashlib.sha1(counts.tobytes() + repr((inst["sigma"], J, dec, num_draws, config.seed)).encode()).hexdigest()
     path = os.path.join(cache_dir, f"complexity_{h[:16]}.npz") if cache_dir else None
-    if path and os.path.exists(path):  # computed before (another instance with these counts, or a resumed run)
-        with np.load(path) as f:
-            return {**{k: f[k] for k in f.files}, "seconds": np.float64(0.0), "compile_seconds": np.float64(0.0)}
+    cached = read_npz_or_none(path) if path else None  # another instance with these counts, or a resumed run
+    if cached is not None:
+        return {**cached, "seconds": np.float64(0.0), "compile_seconds": np.float64(0.0)}
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 1), zlib.crc32(counts.tobytes()))
     args = (key, jnp.asarray(counts), jnp.float64(inst["sigma"]))
     kw = dict(num_draws=num_draws, batch_size=_batch(config, d), num=J, decades=dec)
@@ -238,8 +239,6 @@ def solver_check(config) -> dict:
     SLSQP (5 starts, ftol 1e-14, best feasible point) on random instances with 2 ≤ d ≤ 8 (30 % with one unsampled arm).
     Both solvers run once, vmapped over the instances padded to 8 arms with unsampled (N = 0) ones,
     which they must leave untouched. Returns the worst objective gaps and the worst infeasibility."""
-    from scipy.optimize import minimize
-
     num = config.slsqp_instances
     if num == 0:
         return {"instances": 0, "max_gap_exact": float("nan"), "max_gap_general": float("nan"),
@@ -357,10 +356,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             for name in names:
                 path = os.path.join(workdir, "instances", f"{name}.npz")
                 inst = make_instance(name, seed=config.seed)
-                if os.path.exists(path):
-                    with np.load(path) as f:
-                        out = {k: f[k] for k in f.files}
-                else:
+                out = read_npz_or_none(path)  # saved by an earlier run; None when missing or damaged
+                if out is None:
                     out = run_instance(inst, config, cache_dir=cache_dir)
                     write_npz_atomic(path, out)
                 results[name] = {"instance": inst, **out}
@@ -372,10 +369,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         rl = None
         if config.offline_rl.enabled:
             rl_path = os.path.join(workdir, "instances", "offline_rl.npz")
-            if os.path.exists(rl_path):
-                with np.load(rl_path) as f:
-                    rl = {k: f[k] for k in f.files}
-            else:
+            rl = read_npz_or_none(rl_path)
+            if rl is None:
                 rl = run_offline_rl(config, cache_dir=cache_dir)
                 write_npz_atomic(rl_path, rl)
     t_claims = time.time()

@@ -35,7 +35,8 @@ import optax
 from absl import app, flags
 
 from configs.two_hop import default
-from projects.two_hop import data, train
+from lib import transformer
+from projects.two_hop import data, model, train
 
 _D = flags.DEFINE_integer("d_model", 64, "model width")
 _B = flags.DEFINE_integer("batch_size", 128, "sequences per step")
@@ -49,13 +50,13 @@ def main(argv):
     del argv
     config = default.get_config("quick")
     config.model.d_model, config.model.mlp, config.train.batch_size = _D.value, _MLP.value, _B.value
-    mc = train.model_config(config)
+    mc = model.model_config(config)
     runs = [(float(lr), s) for lr in _LRS.value for s in range(_SEEDS.value)]
     lrs = jnp.array([r[0] for r in runs])
     seeds = jnp.array([r[1] for r in runs])
     tx = optax.adamw(1.0, b1=0.9, b2=config.train.b2, eps=1e-8, weight_decay=config.train.weight_decay)
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(seeds)
-    params = jax.vmap(lambda k: train.transformer.init_params(mc, jax.random.fold_in(k, 0)))(keys)
+    params = jax.vmap(lambda k: transformer.init_params(mc, jax.random.fold_in(k, 0)))(keys)
     opt = jax.vmap(tx.init)(params)
     K, N = config.data.n_chains, config.data.n_nodes
 
@@ -72,7 +73,7 @@ def main(argv):
         return (p, o), loss
 
     hundred = jax.jit(lambda p, o, i0: jax.lax.scan(step, (p, o), i0 + jnp.arange(100)))
-    probe, _ = train.make_probe(config, batch_size=512, seed=config.eval.seed)
+    probe, _ = train.make_probe(config, mc, batch_size=512, seed=config.eval.seed)
     print("runs (lr, seed):", runs, flush=True)
     t0 = time.time()
     for c in range(_STEPS.value // 100):

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness import plotting
 from lib import transformer
+from lib.metrics import read_npz
 from lib.minimal_models import three_param_descent
 from projects.two_hop import claims as claims_lib
 from projects.two_hop import data
@@ -48,11 +49,9 @@ def dynamics(config, workdir: str) -> str:
     return path
 
 
-def attention_maps(config, workdir: str, before: dict | None, after: dict) -> str:
-    """Heat-maps of the three layers on one sequence, before (last plateau snapshot) and after training."""
-    from projects.two_hop.train import model_config
-
-    mc = model_config(config)
+def attention_maps(config, workdir: str, before: dict | None, after: dict, mc: transformer.TransformerConfig) -> str:
+    """Heat-maps of the three layers of the model `mc` on one sequence, before (last plateau snapshot) and after
+    training."""
     batch = data.sample(jax.random.key(config.eval.seed), batch=1, n_chains=config.data.n_chains,
                         n_nodes=config.data.n_nodes)
     pos = data.positions(batch)
@@ -102,7 +101,7 @@ def three_param(config, workdir: str) -> str:
     return path
 
 
-def make_all(config, workdir: str, state: dict) -> list[str]:
+def make_all(config, workdir: str, state: dict, mc: transformer.TransformerConfig) -> list[str]:
     c = claims_lib.curves(workdir)
     seed = 0
     for s in range(c["accuracy"].shape[1]):
@@ -113,9 +112,9 @@ def make_all(config, workdir: str, state: dict) -> list[str]:
     snap = os.path.join(workdir, "before_jump.npz")
     before = None
     if os.path.exists(snap):
-        flat = dict(np.load(snap))
+        flat = read_npz(snap)
         if f"seed{seed}" in {k.split("/")[0] for k in flat}:
             leaves = [jnp.asarray(flat[f"seed{seed}/{i}"]) for i in range(len(jax.tree.leaves(after)))]
             before = jax.tree.unflatten(jax.tree.structure(after), leaves)
-    return [os.path.basename(p) for p in (dynamics(config, workdir), attention_maps(config, workdir, before, after),
+    return [os.path.basename(p) for p in (dynamics(config, workdir), attention_maps(config, workdir, before, after, mc),
                                           three_param(config, workdir))]

@@ -11,7 +11,8 @@ project): accuracy, P(target end), P(distractor end) and the three attention sco
     python -m projects.two_hop.sweep --plan=tiny --out=/tmp/sweep           # seconds: checks the code path
 
 Writes `<out>/sweep.txt` (one line per setting: the jump step of every seed) and `<out>/<group>.npz` (curves).
-Only `lib`, `projects.two_hop.data` and `.claims` are imported, so it runs where ml_collections is missing.
+Only `lib`, `projects.two_hop.data`, `.model` and `.claims` are imported, so it runs where ml_collections is
+missing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from absl import app, flags
 from lib import transformer
 from projects.two_hop import data
 from projects.two_hop.claims import find_jump
+from projects.two_hop.model import transformer_config
 
 _PLAN = flags.DEFINE_string("plan", "tiny", "tiny | gpu")
 _OUT = flags.DEFINE_string("out", "/tmp/two_hop_sweep", "output folder")
@@ -64,17 +66,9 @@ def plan(name: str) -> list[dict]:
     raise ValueError(f"--plan={name!r} is invalid: expected 'tiny' or 'gpu'")
 
 
-def model_config(d_model: int, mlp: str, n_nodes: int) -> transformer.TransformerConfig:
-    """The same model as projects.two_hop.train.model_config."""
-    return transformer.TransformerConfig(
-        vocab_size=data.vocab_size(n_nodes), d_model=d_model, n_layers=3, n_heads=1, max_len=256,
-        positions="learned", norm="layernorm", norm_eps=1e-5, prenorm=True, mlp=mlp, d_ff=4 * d_model,
-        tied_head=False, qkv_bias=False, out_bias=False, mlp_bias=False, norm_bias=True, init="torch")
-
-
 def run_group(g: dict, n_seeds: int, deadline: float, t_start: float, out: str, log) -> None:
     K, N, wd = 5, g["n_nodes"], 1e-4
-    mc = model_config(g["d_model"], g["mlp"], N)
+    mc = transformer_config(n_nodes=N, d_model=g["d_model"], mlp=g["mlp"])
     runs = [(i, s) for i in range(len(g["settings"])) for s in range(n_seeds)]
     st = g["settings"]
     lr = jnp.array([st[i]["lr"] for i, _ in runs], jnp.float32)

@@ -1,7 +1,7 @@
 """two_hop training: the 3-layer transformer on the two-hop task, seeds as a vmap axis, mechanism probes.
 
-Importable pieces: `validate`, `model_config`, `create_train_state`, `train_step`, `probe`,
-`train_and_evaluate`.
+Importable pieces: `validate`, `create_train_state`, `train_step`, `probe`, `make_probe`, `train_and_evaluate`;
+the model config is `model.model_config(config)`, built once per run and passed to the functions that need it.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ import numpy as np
 import optax
 
 from harness import outputs, validation
-from lib import transformer
+from lib import hf_import, transformer
 from lib.checkpoint import Checkpointer
-from lib.metrics import MetricWriter, check_finite, progress, write_npz_atomic
+from lib.metrics import MetricWriter, check_finite, progress, read_json, read_npz, write_npz_atomic
 from projects.two_hop import claims as claims_lib
-from projects.two_hop import data, llm, plots
+from projects.two_hop import data, llm, model, plots
 
 
 def validate(config) -> None:
     validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
     validation.require_int(config, "seed", min_value=0)
     validation.require_int(config, "num_seeds", min_value=1)
-    k = validation.require_int(config, "data.n_chains", min_value=1)
+    max_chains = (model.MAX_LEN - 2) // 4  # a sequence (2 + 4·n_chains tokens) fits the position table
+    k = validation.require_int(config, "data.n_chains", min_value=1, max_value=max_chains)
     n = validation.require_int(config, "data.n_nodes", min_value=1)
     validation.require(3 * k <= n, "data.n_nodes", n, f">= 3·n_chains = {3 * k} (all nodes of a sequence are distinct)")
     d = validation.require_int(config, "model.d_model", min_value=1)
@@ -52,23 +53,29 @@ def validate(config) -> None:
     validation.require_int(config, "eval.final_batch_size", min_value=1)
     validation.require_int(config, "eval.jump_window", min_value=1)
     validation.require_int(config, "eval.three_param_steps", min_value=1)
-    ckpt = config.llm.checkpoint
-    validation.require(isinstance(ckpt, str) and (ckpt == "" or os.path.isdir(os.path.expanduser(ckpt))),
-                   "llm.checkpoint", ckpt, '"" (skip the LLM side) or an existing local checkpoint directory')
+    ckpt = validation.require_existing_path(config, "llm.checkpoint", kind="directory", optional=True)  # "": skip
+    if ckpt:
+        check_llm_checkpoint(ckpt)
     validation.require_int(config, "llm.max_k", min_value=2)
     validation.require_int(config, "llm.prompts_per_k", min_value=1)
     validation.require_int(config, "llm.finetune_steps", min_value=0)
-    validation.require_float(config, "llm.finetune_lr", min_value=0.0)
+    validation.require_float(config, "llm.finetune_lr", min_value=0.0, strict=True)
     validation.require_int(config, "llm.batch_size", min_value=1)
 
 
-def model_config(config) -> transformer.TransformerConfig:
-    """The authors' GPT: learned positions, pre-LN, no biases, untied head, FFN 4d (or none)."""
-    return transformer.TransformerConfig(
-        vocab_size=data.vocab_size(config.data.n_nodes), d_model=config.model.d_model,
-        n_layers=config.model.n_layers, n_heads=config.model.n_heads, max_len=256, positions="learned",
-        norm="layernorm", norm_eps=1e-5, prenorm=True, mlp=config.model.mlp, d_ff=4 * config.model.d_model,
-        tied_head=False, qkv_bias=False, out_bias=False, mlp_bias=False, norm_bias=True, init=config.model.init)
+def check_llm_checkpoint(path: str) -> None:
+    """What `llm.run` loads after training, checked before it: config.json of a supported causal LM and the
+    tokenizer.json beside it (ConfigError naming config.llm.checkpoint otherwise)."""
+    d = os.path.expanduser(path)
+    for name in ("config.json", "tokenizer.json"):
+        validation.require(os.path.isfile(os.path.join(d, name)), "llm.checkpoint", path,
+                           f"a local checkpoint directory holding config.json, *.safetensors and tokenizer.json "
+                           f"(no {name} there)")
+    try:
+        head = hf_import.transformer_config(read_json(os.path.join(d, "config.json"))).head
+    except hf_import.CheckpointError as e:
+        raise validation.ConfigError(f"config.llm.checkpoint={path!r} is invalid: {e}") from e
+    validation.require(head == "lm", "llm.checkpoint", path, "a causal language model, not a reward model")
 
 
 def optimizer(config):
@@ -84,9 +91,8 @@ def seed_keys(config) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(config.num_seeds))
 
 
-def create_train_state(config) -> dict:
-    """{"step", "params" [S, ...], "opt" [S, ...]}: one initialisation per seed."""
-    mc = model_config(config)
+def create_train_state(config, mc: transformer.TransformerConfig) -> dict:
+    """{"step", "params" [S, ...], "opt" [S, ...]}: one initialisation per seed of the model `mc`."""
     params = jax.vmap(lambda k: transformer.init_params(mc, jax.random.fold_in(k, 0)))(seed_keys(config))
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": jax.vmap(optimizer(config).init)(params)}
 
@@ -100,9 +106,9 @@ def query_loss(params, batch, *, mc, n_chains: int):
     return -jnp.take_along_axis(logp, batch["target"][:, None], axis=1).mean()
 
 
-def train_step(state: dict, keys: jax.Array, *, config) -> tuple[dict, dict]:
+def train_step(state: dict, keys: jax.Array, *, config, mc: transformer.TransformerConfig) -> tuple[dict, dict]:
     """One AdamW step for every seed on fresh sequences (`keys` `[S]`, this step's data keys)."""
-    mc, tx = model_config(config), optimizer(config)
+    tx = optimizer(config)
 
     def one(params, opt, key):
         batch = data.sample(key, batch=config.train.batch_size, n_chains=config.data.n_chains,
@@ -115,14 +121,15 @@ def train_step(state: dict, keys: jax.Array, *, config) -> tuple[dict, dict]:
     return {"step": state["step"] + 1, "params": params, "opt": opt}, {"train_loss": loss, "grad_norm": gnorm}
 
 
-def make_train_chunk(config):
+def make_train_chunk(config, mc: transformer.TransformerConfig):
+    """`chunk(state) -> (state, last metrics)`: `train.log_every` steps in one jitted `lax.scan`."""
     skeys = seed_keys(config)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def chunk(state):
         def body(st, _):
             keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), st["step"]))(skeys)
-            return train_step(st, keys, config=config)
+            return train_step(st, keys, config=config, mc=mc)
 
         state, metrics = jax.lax.scan(body, state, None, length=config.train.log_every)
         return state, jax.tree.map(lambda m: m[-1], metrics)
@@ -163,8 +170,9 @@ def probe(params, batch, *, mc, n_chains: int) -> dict[str, jnp.ndarray]:
     }
 
 
-def make_probe(config, *, batch_size: int, seed: int):
-    mc, K = model_config(config), config.data.n_chains
+def make_probe(config, mc: transformer.TransformerConfig, *, batch_size: int, seed: int):
+    """(jitted probe of every seed's params on one fixed batch drawn with `seed`, that batch)."""
+    K = config.data.n_chains
     batch = data.sample(jax.random.key(seed), batch=batch_size, n_chains=K, n_nodes=config.data.n_nodes)
     fn = jax.jit(jax.vmap(lambda p: probe(p, batch, mc=mc, n_chains=K)))
     return fn, batch
@@ -174,7 +182,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     t0 = time.time()
     os.makedirs(workdir, exist_ok=True)
-    state = create_train_state(config)
+    mc = model.model_config(config)
+    state = create_train_state(config, mc)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=config.train.checkpoint_every, keep=2)
     restored = ckpt.restore_latest(state)
     start = 0
@@ -182,13 +191,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
         start, state = restored
         print(f"two_hop: resuming from step {start} in {workdir}")
     writer = MetricWriter(workdir, resume_step=start if restored is not None else None)
-    chunk = make_train_chunk(config)
-    probe_fn, _ = make_probe(config, batch_size=config.eval.batch_size, seed=config.eval.seed)
+    chunk = make_train_chunk(config, mc)
+    probe_fn, _ = make_probe(config, mc, batch_size=config.eval.batch_size, seed=config.eval.seed)
     if start == 0:
         writer.write_scalars(0, probe_fn(state["params"]))
     every = config.train.log_every
     snap_path = os.path.join(workdir, "before_jump.npz")
-    snaps = dict(np.load(snap_path)) if os.path.exists(snap_path) else {}
+    snaps = read_npz(snap_path) if os.path.exists(snap_path) else {}
     with progress(config.train.steps, desc="two_hop train", initial=start) as bar:
         for step in range(start + every, config.train.steps + 1, every):
             prev = jax.device_get(state["params"])  # kept for the "before the jump" attention maps
@@ -206,7 +215,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ckpt.close()
     writer.close()
     train_seconds = time.time() - t0
-    final_fn, _ = make_probe(config, batch_size=config.eval.final_batch_size, seed=config.eval.seed + 1)
+    final_fn, _ = make_probe(config, mc, batch_size=config.eval.final_batch_size, seed=config.eval.seed + 1)
     final = jax.tree.map(np.asarray, final_fn(state["params"]))
     metrics, claims = claims_lib.compute(config, workdir, final)
     llm_res = llm.run(config.llm, workdir, seed=config.seed) if config.llm.checkpoint else None
@@ -214,7 +223,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics.update(m_llm)
     claims += c_llm
     metrics["train_seconds"] = train_seconds
-    plot_files = plots.make_all(config, workdir, state)
+    plot_files = plots.make_all(config, workdir, state, mc)
     metrics["total_seconds"] = time.time() - t0
     return outputs.write_results(workdir, project="two_hop", preset=config.preset,
                                 seeds=list(range(config.num_seeds)), metrics=metrics, claims=claims,

@@ -122,3 +122,10 @@ def test_launcher_subprocess_typo_is_one_line(p, tmp_path):
 def test_registry_and_battery_agree():
     """Every built project has its bounded-field cases here, so a new project cannot join without them."""
     assert set(BOUNDED) == {p.name for p in BUILT}
+
+
+def test_launcher_imports_no_jax_before_choosing_threads():
+    """harness.cli (and what it imports) must not start JAX: XLA reads its thread flags when JAX starts."""
+    out = subprocess.run([sys.executable, "-c", "import sys, harness.cli; print('jax' in sys.modules)"], cwd=ROOT,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.stdout.strip() == "False", out.stderr

@@ -65,6 +65,73 @@ def test_shape_mismatch_and_dtype_name_the_tensor(tmp_path):
         hf_import.load_model(tmp_path)
 
 
+def _cut(path, *, keep: float):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0], ids=["truncated", "empty"])
+def test_damaged_safetensors_names_the_file(tmp_path, keep):
+    """A truncated or empty model.safetensors is a CheckpointError naming the file, not a bare SafetensorError."""
+    save_tiny("gpt2", tmp_path)
+    _cut(tmp_path / "model.safetensors", keep=keep)
+    with pytest.raises(hf_import.CheckpointError,
+                       match=f"{tmp_path / 'model.safetensors'} is not a readable safetensors file .*truncated"):
+        hf_import.load_model(tmp_path)
+
+
+def test_damaged_config_index_and_shard_name_the_file(tmp_path):
+    """A truncated config.json, a truncated or weight_map-less index, a truncated shard: each error names the file."""
+    save_tiny("llama_gqa", tmp_path, max_shard_size="20KB")
+    index = tmp_path / "model.safetensors.index.json"
+    good_index, good_config = index.read_bytes(), (tmp_path / "config.json").read_bytes()
+    _cut(tmp_path / "config.json", keep=0.5)
+    with pytest.raises(hf_import.CheckpointError, match=f"{tmp_path / 'config.json'} is not valid JSON .*truncated"):
+        hf_import.load_model(tmp_path)
+    (tmp_path / "config.json").write_bytes(good_config)
+    _cut(index, keep=0.5)
+    with pytest.raises(hf_import.CheckpointError, match=f"{index} is not valid JSON"):
+        hf_import.load_model(tmp_path)
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(hf_import.CheckpointError, match=f"{index} has no weight_map"):
+        hf_import.load_model(tmp_path)
+    index.write_bytes(good_index)
+    shard = tmp_path / sorted(set(json.loads(good_index)["weight_map"].values()))[-1]
+    _cut(shard, keep=0.9)
+    with pytest.raises(hf_import.CheckpointError, match=f"{shard} is not a readable safetensors file"):
+        hf_import.load_model(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["hidden_size", "vocab_size"])
+def test_config_without_a_size_names_the_field(tmp_path, key):
+    """A config.json without a required size says which field and which file, not a bare KeyError."""
+    save_tiny("llama", tmp_path)
+    cfg = json.load(open(tmp_path / "config.json"))
+    del cfg[key]
+    json.dump(cfg, open(tmp_path / "config.json", "w"))
+    with pytest.raises(hf_import.CheckpointError,
+                       match=f"{tmp_path / 'config.json'} has no '{key}': required for model_type='llama'"):
+        hf_import.load_model(tmp_path)
+    cfg[key] = "32"
+    json.dump(cfg, open(tmp_path / "config.json", "w"))
+    with pytest.raises(hf_import.CheckpointError, match=f"{key}='32' is invalid: expected a positive integer"):
+        hf_import.load_model(tmp_path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_weights_are_refused(tmp_path, value):
+    """A tensor holding NaN or inf is refused by name instead of loading silently."""
+    from safetensors.numpy import load_file, save_file  # the optional `llm` extra, as in hf_import
+
+    save_tiny("llama", tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    name = "model.layers.1.mlp.up_proj.weight"
+    tensors[name][3, 5] = value
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(hf_import.CheckpointError, match=f"tensor '{name}' in .*model.safetensors has 1 non-finite"):
+        hf_import.load_model(tmp_path)
+
+
 def test_tokenizer_round_trip(tmp_path):
     """A tokenizer.json built with the tokenizers library loads and round-trips text."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers

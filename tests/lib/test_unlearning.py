@@ -1,17 +1,24 @@
-"""TOFU protocol (lib/unlearning.py), word tokenizer (lib/text.py) and synthetic TOFU-like generator
-(lib/tofu_synth.py): hand-computed metric values, brute-force references, reader round-trips, real TOFU files."""
+"""TOFU protocol: files (lib/tofu_data.py), metrics (lib/tofu_metrics.py), word tokenizer (lib/text.py) and
+synthetic TOFU-like generator (lib/tofu_synth.py): hand-computed metric values, brute-force references, the
+rouge-score package, reader round-trips, real TOFU files."""
 
 import itertools
 import json
 import math
 import os
 
+import jax
+import nltk
 import numpy as np
+import optax
 import pytest
 import scipy.special
+from rouge_score import rouge_scorer
 
-from lib import text, tofu_synth
-from lib import unlearning as U
+from lib import text, tofu_data, tofu_synth
+from lib import tofu_metrics as M
+from lib import unlearning_train as UT
+from lib.transformer import TransformerConfig, init_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,29 +34,29 @@ def test_forget_quality_complete_separation_floor(n, floor):
     """Two separated samples of n give the KS floor 2/C(2n, n) (spec §3.1: 1.94e-119 at n = 200)."""
     rng = np.random.default_rng(0)
     a, b = rng.uniform(0, 1, n), rng.uniform(2, 3, n)
-    p = U.forget_quality(a, b)
+    p = M.forget_quality(a, b)
     assert p == pytest.approx(floor, rel=1e-2)
     assert p == pytest.approx(2 / scipy.special.comb(2 * n, n, exact=True), rel=1e-9)
-    assert U.forget_quality(a, a) == 1.0
+    assert M.forget_quality(a, a) == 1.0
     # monotone transforms of the truth ratio do not change FQ (R vs 1/R vs log R)
     c = rng.uniform(0.2, 2, 50)
     d = rng.uniform(0.3, 3, 60)
-    assert U.forget_quality(c, d) == pytest.approx(U.forget_quality(1 / c, 1 / d), rel=1e-12)
-    assert U.forget_quality(c, d) == pytest.approx(U.forget_quality(np.log(c), np.log(d)), rel=1e-12)
+    assert M.forget_quality(c, d) == pytest.approx(M.forget_quality(1 / c, 1 / d), rel=1e-12)
+    assert M.forget_quality(c, d) == pytest.approx(M.forget_quality(np.log(c), np.log(d)), rel=1e-12)
 
 
 def test_model_utility_harmonic_mean_and_zero():
     vals = [0.9, 0.5, 0.4, 0.6, 0.45, 0.55, 0.3, 0.98, 0.48]
-    assert U.model_utility(vals) == pytest.approx(9 / sum(1 / v for v in vals), rel=1e-12)
-    assert U.model_utility(dict(zip(U.MU_KEYS, vals, strict=True))) == pytest.approx(9 / sum(1 / v for v in vals))
-    assert U.model_utility(vals[:8] + [0.0]) == 0.0
+    assert M.model_utility(vals) == pytest.approx(9 / sum(1 / v for v in vals), rel=1e-12)
+    assert M.model_utility(dict(zip(M.MU_KEYS, vals, strict=True))) == pytest.approx(9 / sum(1 / v for v in vals))
+    assert M.model_utility(vals[:8] + [0.0]) == 0.0
     # the SimNPO forget05 "Original" row: RA/WF/Retain (RL, P, TR) → MU 0.62
     orig = [0.98, 0.99, 0.48, 0.93, 0.44, 0.58, 0.91, 0.43, 0.55]
-    assert U.model_utility(orig) == pytest.approx(0.62, abs=0.01)
+    assert M.model_utility(orig) == pytest.approx(0.62, abs=0.01)
     with pytest.raises(ValueError, match="got 8 numbers, expected 9"):
-        U.model_utility(vals[:8])
+        M.model_utility(vals[:8])
     with pytest.raises(ValueError, match=r"missing \['world_facts/truth_ratio'\]"):
-        U.model_utility({k: 0.5 for k in U.MU_KEYS[:8]})
+        M.model_utility({k: 0.5 for k in M.MU_KEYS[:8]})
 
 
 def test_truth_ratio_variants_by_hand():
@@ -57,27 +64,27 @@ def test_truth_ratio_variants_by_hand():
     and a transcription of TOFU's code path (exp(mean perturbed avg loss − paraphrased avg loss) = 1/R)."""
     para = np.log([0.5, 0.1])                      # p̄(ã)
     pert = np.log([[0.25, 0.04], [0.2, 0.05]])     # p̄(â_j), m = 2
-    geo = U.truth_ratio(para, pert)
+    geo = M.truth_ratio(para, pert)
     np.testing.assert_allclose(geo, [math.sqrt(0.25 * 0.04) / 0.5, math.sqrt(0.2 * 0.05) / 0.1])  # [0.2, 1.0]
-    ari = U.truth_ratio(para, pert, mean="arithmetic")
+    ari = M.truth_ratio(para, pert, mean="arithmetic")
     np.testing.assert_allclose(ari, [(0.25 + 0.04) / 2 / 0.5, (0.2 + 0.05) / 2 / 0.1])
-    assert U.truth_ratio_score([0.2, 1.0, 4.0], "forget") == pytest.approx((0.2 + 1.0 + 0.25) / 3)
-    assert U.truth_ratio_score([0.2, 1.0, 4.0], "utility") == pytest.approx((0.8 + 0 + 0) / 3)
+    assert M.truth_ratio_score([0.2, 1.0, 4.0], "forget") == pytest.approx((0.2 + 1.0 + 0.25) / 3)
+    assert M.truth_ratio_score([0.2, 1.0, 4.0], "utility") == pytest.approx((0.8 + 0 + 0) / 3)
     # TOFU aggregate_stat_eval, with avg losses = −avg log-probs
     avg_para_loss, avg_pert_loss = -para, -pert
     curr_stat_1 = np.exp(avg_pert_loss.mean(-1) - avg_para_loss)
-    assert U.truth_ratio_score(geo, "forget") == pytest.approx(np.mean(np.minimum(curr_stat_1, 1 / curr_stat_1)))
-    assert U.truth_ratio_score(geo, "utility") == pytest.approx(np.mean(np.maximum(0, 1 - 1 / curr_stat_1)))
+    assert M.truth_ratio_score(geo, "forget") == pytest.approx(np.mean(np.minimum(curr_stat_1, 1 / curr_stat_1)))
+    assert M.truth_ratio_score(geo, "utility") == pytest.approx(np.mean(np.maximum(0, 1 - 1 / curr_stat_1)))
     with pytest.raises(ValueError, match="side='retain' is invalid"):
-        U.truth_ratio_score(geo, "retain")
+        M.truth_ratio_score(geo, "retain")
     with pytest.raises(ValueError, match="mean='median' is invalid"):
-        U.truth_ratio(para, pert, mean="median")
+        M.truth_ratio(para, pert, mean="median")
 
 
 def test_probabilities_by_hand():
-    assert U.probability(np.log([0.5, 0.25])) == pytest.approx(0.375)
-    assert U.avg_logp([-6.0, -2.0], [3, 0]).tolist() == [-2.0, -2.0]
-    got = U.option_probability(np.log([0.6]), np.log([[0.2, 0.1, 0.1]]))
+    assert M.probability(np.log([0.5, 0.25])) == pytest.approx(0.375)
+    assert M.avg_logp([-6.0, -2.0], [3, 0]).tolist() == [-2.0, -2.0]
+    got = M.option_probability(np.log([0.6]), np.log([[0.2, 0.1, 0.1]]))
     assert got == pytest.approx(0.6 / 1.0)
 
 
@@ -94,38 +101,31 @@ def _lcs_brute(a, b):
     return 0
 
 
-def test_rouge_l_recall_against_brute_force_lcs():
+def test_rouge_l_recall_is_the_rouge_score_package_offline(monkeypatch):
+    """ROUGE-L recall is rouge-score's RougeScorer(["rougeL"], use_stemmer=True) recall (TOFU's evaluation): stemmed
+    ("unemployment" ~ "unemployed"), LCS / reference length (a brute-force LCS on unstemmed words), and it runs
+    without NLTK data (any download attempt fails this test)."""
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"nltk tried to download or load data: {args}")
+
+    monkeypatch.setattr(nltk, "download", no_download)
+    monkeypatch.setattr(nltk.data, "load", no_download)
+    monkeypatch.setattr(nltk.data, "find", no_download)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    assert M.rouge_l_recall("unemployment", "unemployed") == 1.0 == scorer.score("unemployment", "unemployed")[
+        "rougeL"].recall
+    assert M.rouge_l_recall("The cat sat on the mat.", "the cat is on a mat") == pytest.approx(4 / 6)
+    assert M.rouge_l_recall("Running dogs!", "a dog runs") == pytest.approx(1 / 2)   # running → run, dogs → dog
+    assert M.rouge_l_recall("Running dogs!", "run dog", use_stemmer=False) == 0.0
+    assert M.rouge_l_recall("", "anything") == 0.0
     rng = np.random.default_rng(1)
     words = ["a", "b", "c", "d", "e"]
-    for _ in range(60):
-        x = list(rng.choice(words, rng.integers(0, 8)))
-        y = list(rng.choice(words, rng.integers(0, 8)))
-        assert U.lcs_length(x, y) == _lcs_brute(x, y)
-    assert U.rouge_l_recall("The cat sat on the mat.", "the cat is on a mat") == pytest.approx(4 / 6)
-    assert U.rouge_l_recall("Running dogs!", "a dog runs") == pytest.approx(1 / 2)   # runn-ing → run; dogs → dog
-    assert U.rouge_l_recall("Running dogs!", "run dog") == pytest.approx(1.0)
-    assert U.rouge_l_recall("Running dogs!", "run dog", use_stemmer=False) == 0.0
-    assert U.rouge_l_recall("", "anything") == 0.0
-    # rouge_score tokenisation: lower-case, non-alphanumerics split, stems only tokens longer than 3 chars
-    assert U.rouge_tokenize("Hsiao Yun-Hwa's 2nd BOOKS, e.g.") == ["hsiao", "yun", "hwa", "s", "2nd", "book", "e", "g"]
-
-
-def test_porter_stemmer_on_porters_examples():
-    """The original algorithm's published examples (Porter 1980)."""
-    cases = {"caresses": "caress", "ponies": "poni", "ties": "ti", "cats": "cat", "feed": "feed", "agreed": "agre",
-             "plastered": "plaster", "bled": "bled", "motoring": "motor", "sing": "sing", "conflated": "conflat",
-             "troubled": "troubl", "sized": "size", "hopping": "hop", "tanned": "tan", "falling": "fall",
-             "hissing": "hiss", "fizzed": "fizz", "failing": "fail", "filing": "file", "happy": "happi",
-             "sky": "sky", "relational": "relat", "conditional": "condit", "rational": "ration",
-             "digitizer": "digit", "vietnamization": "vietnam", "predication": "predic", "operator": "oper",
-             "feudalism": "feudal", "decisiveness": "decis", "hopefulness": "hope", "callousness": "callous",
-             "sensibiliti": "sensibl", "triplicate": "triplic", "formative": "form", "electrical": "electr",
-             "goodness": "good", "revival": "reviv", "allowance": "allow", "inference": "infer",
-             "airliner": "airlin", "adjustable": "adjust", "defensible": "defens", "replacement": "replac",
-             "adoption": "adopt", "communism": "commun", "effective": "effect", "bowdlerize": "bowdler",
-             "probate": "probat", "rate": "rate", "cease": "ceas", "controll": "control", "roll": "roll",
-             "generalizations": "gener", "oscillators": "oscil"}
-    assert {w: U.porter_stem(w) for w in cases} == cases
+    refs, preds = [], []
+    for _ in range(30):
+        refs.append(list(rng.choice(words, rng.integers(1, 8))))
+        preds.append(list(rng.choice(words, rng.integers(0, 8))))
+    got = M.rouge_l_recalls([" ".join(x) for x in refs], [" ".join(y) for y in preds], use_stemmer=False)
+    assert got == pytest.approx([_lcs_brute(x, y) / len(x) for x, y in zip(refs, preds, strict=True)])
 
 
 # --- reader -------------------------------------------------------------------------------------------------
@@ -135,22 +135,23 @@ def test_reader_round_trip_and_errors(tmp_path):
              "paraphrased_question": "Q one?"},
             {"question": "Q2?", "answer": "A two.", "paraphrased_answer": "Two A.", "perturbed_answer": ["D.", "E."],
              "paraphrased_question": "Q two?"}]
-    U.write_tofu(str(tmp_path), "forget05_perturbed", recs)
-    assert U.read_tofu(str(tmp_path), "forget05_perturbed") == recs
+    tofu_data.write_tofu(str(tmp_path), "forget05_perturbed", recs)
+    assert tofu_data.read_tofu(str(tmp_path), "forget05_perturbed") == recs
     # a JSON array in a .jsonl file reads the same
     (tmp_path / "full.jsonl").write_text(json.dumps([{"question": "q", "answer": "a"}]))
-    assert U.read_tofu(str(tmp_path), "full") == [{"question": "q", "answer": "a"}]
-    assert U.list_tofu_splits(str(tmp_path)) == ["forget05_perturbed", "full"]
+    assert tofu_data.read_tofu(str(tmp_path), "full") == [{"question": "q", "answer": "a"}]
+    assert tofu_data.list_tofu_splits(str(tmp_path)) == ["forget05_perturbed", "full"]
     with pytest.raises(FileNotFoundError, match=r"'retain90' not found .* available splits: \['forget05_perturbed', "
                                                 r"'full'\]"):
-        U.read_tofu(str(tmp_path), "retain90")
+        tofu_data.read_tofu(str(tmp_path), "retain90")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        U.read_tofu(str(tmp_path / "nope"), "full")
-    U.write_tofu(str(tmp_path), "retain_perturbed", [{"question": "q", "answer": "a", "perturbed_answer": ["b"]}])
+        tofu_data.read_tofu(str(tmp_path / "nope"), "full")
+    tofu_data.write_tofu(str(tmp_path), "retain_perturbed",
+                         [{"question": "q", "answer": "a", "perturbed_answer": ["b"]}])
     with pytest.raises(ValueError, match=r"item 0 lacks field\(s\) \['paraphrased_answer'\]"):
-        U.read_tofu(str(tmp_path), "retain_perturbed")
-    U.write_idk(str(tmp_path), ["I don't know.", "No idea."])
-    assert U.read_idk(str(tmp_path)) == ["I don't know.", "No idea."]
+        tofu_data.read_tofu(str(tmp_path), "retain_perturbed")
+    tofu_data.write_idk(str(tmp_path), ["I don't know.", "No idea."])
+    assert tofu_data.read_idk(str(tmp_path)) == ["I don't know.", "No idea."]
 
 
 # --- tokenizer ----------------------------------------------------------------------------------------------
@@ -232,10 +233,10 @@ def test_generator_templates_are_author_independent():
 def test_synthetic_written_files_read_back_and_score(tmp_path):
     d = tofu_synth.write_tofu_like(str(tmp_path), seed=1, n_authors=50, n_questions=8, n_real_authors=20,
                                    n_world_facts=20)
-    assert U.read_tofu(str(tmp_path), "full") == d["full"]
-    ev = U.load_tofu_eval(str(tmp_path), "forget05")
+    assert tofu_data.read_tofu(str(tmp_path), "full") == d["full"]
+    ev = tofu_data.load_tofu_eval(str(tmp_path), "forget05")
     assert ev["forget"] == d["forget05_perturbed"] and ev["real_authors"] == d["real_authors_perturbed"]
-    assert U.read_idk(str(tmp_path)) == d["idontknow"]
+    assert tofu_data.read_idk(str(tmp_path)) == d["idontknow"]
     # a scorer that knows the answers: true answers get higher per-token log-prob than everything else
     truth = {(r["question"], r["answer"]) for k in ("full", "real_authors_perturbed", "world_facts_perturbed")
              for r in d[k]} | {(r["question"], r["paraphrased_answer"]) for r in d["forget05_perturbed"]
@@ -249,7 +250,7 @@ def test_synthetic_written_files_read_back_and_score(tmp_path):
         return [r["answer"] for r in ev["forget"]][: len(qs)] if qs[0] == ev["forget"][0]["question"] else \
             ["nothing"] * len(qs)
 
-    out = U.evaluate_tofu_fns(ev, logprob_fn, generate_fn, retain_truth_ratios=np.full(50, 0.5))
+    out = M.evaluate_tofu_fns(ev, logprob_fn, generate_fn, retain_truth_ratios=np.full(50, 0.5))
     r_true = math.exp(-1.0 + 0.1)  # geometric mean of perturbed / paraphrased
     assert out["forget_truth_ratio"] == pytest.approx(r_true)
     assert out["mu_parts"]["retain/truth_ratio"] == pytest.approx(1 - r_true)
@@ -267,16 +268,16 @@ def test_real_tofu_reader_and_metrics():
     d = _tofu_dir()
     if not os.path.isfile(os.path.join(d, "full.json")):
         pytest.skip(f"real TOFU data not found at {d} (set REPROJAX_TOFU_DIR to a directory with full.json)")
-    full = U.read_tofu(d, "full")
+    full = tofu_data.read_tofu(d, "full")
     assert len(full) == 4000
-    assert U.read_tofu(d, "forget10") == full[-400:] and U.read_tofu(d, "retain90") == full[:3600]
-    ev = U.load_tofu_eval(d, "forget10")
+    assert tofu_data.read_tofu(d, "forget10") == full[-400:] and tofu_data.read_tofu(d, "retain90") == full[:3600]
+    ev = tofu_data.load_tofu_eval(d, "forget10")
     assert {k: len(v) for k, v in ev.items()} == {"forget": 300, "retain": 300, "real_authors": 100,
                                                    "world_facts": 117}
-    assert len(U.load_tofu_eval(d, "forget10", ds_size=None)["forget"]) == 400
+    assert len(tofu_data.load_tofu_eval(d, "forget10", ds_size=None)["forget"]) == 400
     assert all(len(r["perturbed_answer"]) == 5 for r in ev["forget"] + ev["retain"])
     assert all(len(r["perturbed_answer"]) == 3 for r in ev["real_authors"] + ev["world_facts"])
-    assert len(U.read_idk(d)) == 100
+    assert len(tofu_data.read_idk(d)) == 100
     # a unigram "model" from full.json scores every split; FQ of a model against itself is 1
     tok = text.WordTokenizer.from_records(full)
     counts = np.bincount([i for r in full for i in tok.encode(r["answer"])], minlength=len(tok)) + 1.0
@@ -289,13 +290,13 @@ def test_real_tofu_reader_and_metrics():
     # "generations": the paraphrased answer (authors) or the first wrong option (real authors, world facts)
     gen = {r["question"]: r.get("paraphrased_answer", r["perturbed_answer"][0] + " " + r["answer"])
            for k in ev for r in ev[k]}
-    out = U.evaluate_tofu_fns(ev, logprob_fn, lambda qs: [gen[q] for q in qs])
+    out = M.evaluate_tofu_fns(ev, logprob_fn, lambda qs: [gen[q] for q in qs])
     fr = out["splits"]["forget"]["truth_ratios"]
-    assert U.forget_quality(fr, fr) == 1.0
+    assert M.forget_quality(fr, fr) == 1.0
     assert 0 < out["model_utility"] < 1 and all(0 <= v <= 1 for v in out["mu_parts"].values())
     assert 0 < out["forget_truth_ratio"] <= 1
     # ROUGE-L recall of the paraphrased answers against the gold answers: partial overlap, strictly between 0 and 1
-    rl = np.mean([U.rouge_l_recall(r["answer"], r["paraphrased_answer"]) for r in ev["forget"]])
+    rl = np.mean([M.rouge_l_recall(r["answer"], r["paraphrased_answer"]) for r in ev["forget"]])
     assert 0.2 < rl < 0.7
 
 
@@ -324,21 +325,18 @@ def test_hf_qa_format_with_a_tiny_tokenizers_vocab():
 
 def test_take_trim_cuts_only_padding_and_keeps_the_step():
     """take(trim=k) cuts a batch to its longest row rounded up to k; the fine-tuning step's loss is unchanged."""
-    import jax
-    import optax
-
-    from lib.transformer import TransformerConfig, init_params
     recs = [("who", "a b"), ("what is it", "c d e f g h i j k l m n o p q r s t")]
     tok = text.WordTokenizer.from_records([{"question": q, "answer": a} for q, a in recs])
     enc = text.encode_qa(tok, [q for q, _ in recs], [a for _, a in recs], max_len=64)
-    short = U.take(enc, np.array([0, 0]), trim=8)
+    short = UT.take(enc, np.array([0, 0]), trim=8)
     assert short["input_ids"].shape == (2, 8) and enc["input_ids"].shape == (2, 64)
     assert int(enc["attention_mask"][0].sum()) <= 8
-    both = U.take(enc, np.array([0, 1]), trim=8)
+    both = UT.take(enc, np.array([0, 1]), trim=8)
     assert both["input_ids"].shape[1] == 8 * -(-int(enc["attention_mask"][1].sum()) // 8)
     cfg = TransformerConfig(vocab_size=len(tok), d_model=16, n_layers=1, n_heads=2, max_len=64)
     params = init_params(cfg, jax.random.key(0))
     opt = optax.sgd(0.0)
-    full = U.finetune_step(params, opt.init(params), U.take(enc, np.array([0, 1])), config=cfg, optimizer=opt)[2]
-    cut = U.finetune_step(params, opt.init(params), both, config=cfg, optimizer=opt)[2]
+    step = UT.make_finetune_step(config=cfg, optimizer=opt)
+    full = step(params, opt.init(params), UT.take(enc, np.array([0, 1])))[2]
+    cut = step(params, opt.init(params), both)[2]
     np.testing.assert_allclose(float(cut["loss"]), float(full["loss"]), rtol=1e-5)

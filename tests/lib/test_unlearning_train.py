@@ -1,5 +1,6 @@
-"""TOFU training helpers in lib/unlearning.py on a tiny random lib/transformer model and synthetic TOFU-like data:
-fine-tuning lowers the answer NLL, unlearning lowers the forget log-prob, evaluation plugs the model in."""
+"""TOFU training and evaluation helpers (lib/unlearning_train.py, lib/tofu_eval.py) on a tiny random lib/transformer
+model and synthetic TOFU-like data: fine-tuning lowers the answer NLL, unlearning lowers the forget log-prob,
+evaluation plugs the model in."""
 
 import math
 
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 
 from lib import losses, text, tofu_synth
-from lib import unlearning as U
+from lib import tofu_metrics as M
+from lib import unlearning_train as U
+from lib.tofu_eval import evaluate_tofu, make_logprob_fn, make_scorer
 from lib.transformer import TransformerConfig, forward, init_params
 
 
@@ -24,14 +27,15 @@ def setup():
     enc = text.encode_qa(tok, [r["question"] for r in full], [r["answer"] for r in full], max_len=48)
     assert enc["truncated"] == 0
     opt = U.make_optimizer(1e-2, total_steps=60, warmup_steps=5)
+    step_fn = U.make_finetune_step(config=cfg, optimizer=opt)
     state = opt.init(params)
     losses_ = []
     for step in range(60):
         idx = U.batch_indices(len(full), 16, seed=step // 5)[step % 5]
-        params, state, m = U.finetune_step(params, state, U.take(enc, idx), config=cfg, optimizer=opt)
+        params, state, m = step_fn(params, state, U.take(enc, idx))
         losses_.append(float(m["loss"]))
     return {"data": d, "tok": tok, "cfg": cfg, "params": params, "ft_losses": losses_,
-            "init": init_params(cfg, jax.random.key(0))}
+            "init": init_params(cfg, jax.random.key(0)), "scorer": make_scorer(cfg)}
 
 
 def _enc(tok, recs, answers=None, max_len=48):
@@ -53,11 +57,11 @@ def test_npo_unlearning_lowers_forget_logprob(setup):
     pair = U.retain_pairing(len(d["forget10"]), len(retain_recs), seed=0)
     retain = _enc(tok, [retain_recs[i] for i in pair])
     opt = U.make_optimizer(1e-3, total_steps=10, schedule="constant")
+    step = U.make_unlearn_step("npo_rt", {"beta": 0.1}, config=cfg, optimizer=opt)
     state = opt.init(params)
     p, logps, first = params, [], None
     for _ in range(10):
-        p, state, m = U.unlearn_step(p, params, state, forget, retain, "npo_rt", {"beta": 0.1}, config=cfg,
-                                     optimizer=opt)
+        p, state, m = step(p, params, state, forget, retain)
         first = first if first is not None else float(m["loss"])
         logps.append(float(m["forget_logp"]))
     rt = float(jax.jit(U.answer_nll, static_argnames="config")(params, {k: retain[k] for k in U.BATCH_KEYS},
@@ -74,8 +78,8 @@ def _one_step(setup, method):
     idk = _enc(tok, recs, [d["idontknow"][i] for i in range(4)])
     retain = _enc(tok, d["retain90"][:4])
     opt = U.make_optimizer(1e-3, total_steps=1, schedule="constant")
-    p, _, m = U.unlearn_step(params, params, opt.init(params), U.with_idk(forget, idk), retain, method, None,
-                             config=cfg, optimizer=opt)
+    step = U.make_unlearn_step(method, None, config=cfg, optimizer=opt)
+    p, _, m = step(params, params, opt.init(params), U.with_idk(forget, idk), retain)
     assert np.isfinite(float(m["loss"])), method
     assert float(jax.tree.reduce(lambda a, b: a + b, jax.tree.map(lambda x, y: abs(x - y).sum(), p, params))) > 0
     return forget, retain, opt
@@ -87,9 +91,9 @@ def test_idk_dpo_step_and_errors(setup):
     forget, retain, opt = _one_step(setup, "dpo")
     params, cfg = setup["params"], setup["cfg"]
     with pytest.raises(ValueError, match="needs the IDK answers"):
-        U.unlearn_step(params, params, opt.init(params), forget, retain, "dpo", None, config=cfg, optimizer=opt)
+        U.make_unlearn_step("dpo", None, config=cfg, optimizer=opt)(params, params, opt.init(params), forget, retain)
     with pytest.raises(ValueError, match=r"method='npo-rt' is invalid: expected one of"):
-        U.unlearn_step(params, params, opt.init(params), forget, retain, "npo-rt", None, config=cfg, optimizer=opt)
+        U.make_unlearn_step("npo-rt", None, config=cfg, optimizer=opt)
 
 
 @pytest.mark.slow
@@ -103,7 +107,7 @@ def test_logprob_fn_matches_unpadded_forward_and_evaluate_tofu(setup):
     """make_logprob_fn (bucketed, batched) equals a single unpadded forward; evaluate_tofu returns FQ/MU with the
     model against itself at FQ = 1."""
     tok, cfg, params, d = setup["tok"], setup["cfg"], setup["params"], setup["data"]
-    fn = U.make_logprob_fn(params, cfg, tok, batch_size=8)
+    fn = make_logprob_fn(params, cfg, tok, batch_size=8)
     recs = [d["forget10_perturbed"][1], d["forget10_perturbed"][0]]  # answers of 13 and 4 tokens
     qs, ans = [r["question"] for r in recs], [r["paraphrased_answer"] for r in recs]
     sums, counts = fn(qs, ans)
@@ -114,13 +118,14 @@ def test_logprob_fn_matches_unpadded_forward_and_evaluate_tofu(setup):
     assert counts[0] != counts[1]
     data = {"forget": d["forget10_perturbed"], "retain": d["retain_perturbed"],
             "real_authors": d["real_authors_perturbed"], "world_facts": d["world_facts_perturbed"]}
-    out = U.evaluate_tofu(params, cfg, data, tokenizer=tok, batch_size=16)
-    again = U.evaluate_tofu(params, cfg, data, out["splits"]["forget"]["truth_ratios"], tokenizer=tok,
-                            batch_size=16, generate=False)
+    scorer = setup["scorer"]
+    out = evaluate_tofu(params, cfg, data, tokenizer=tok, batch_size=16, scorer=scorer)
+    again = evaluate_tofu(params, cfg, data, out["splits"]["forget"]["truth_ratios"], tokenizer=tok,
+                          batch_size=16, generate=False, scorer=scorer)
     assert again["forget_quality"] == 1.0 and again["model_utility"] is None
-    assert 0 <= out["model_utility"] <= 1 and set(out["mu_parts"]) == set(U.MU_KEYS)
+    assert 0 <= out["model_utility"] <= 1 and set(out["mu_parts"]) == set(M.MU_KEYS)
     assert all(isinstance(g, str) for g in out["splits"]["forget"]["generations"])
     # fine-tuning raised ROUGE-L recall and probability on the (trained) retain authors' answers
-    init = U.evaluate_tofu(setup["init"], cfg, data, tokenizer=tok, batch_size=16)
+    init = evaluate_tofu(setup["init"], cfg, data, tokenizer=tok, batch_size=16, scorer=scorer)
     assert out["mu_parts"]["retain/rougeL_recall"] > init["mu_parts"]["retain/rougeL_recall"] + 0.05
     assert out["mu_parts"]["retain/prob"] > 2 * init["mu_parts"]["retain/prob"]

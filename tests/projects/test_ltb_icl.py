@@ -99,7 +99,7 @@ def test_sigkill_then_rerun_resumes_to_identical_results(tmp_path):
 @pytest.mark.parametrize("field,value,message", [
     ("train.log_every", 7, "config.train.log_every=7 is invalid: expected a divisor of train.steps=200"),
     ("model.d_ff", 3, "config.model.d_ff=3 is invalid: expected 0 (= d+1) or >= d+1 = 6"),
-    ("data.sigma2", -1.0, "config.data.sigma2=-1.0 is invalid: expected a number > 0.0"),
+    ("data.sigma2", -1.0, "config.data.sigma2=-1.0 is invalid: expected a finite number > 0.0"),
     ("data.context_lengths", (), "config.data.context_lengths=() is invalid: expected a list of at least 1"),
     ("num_devices", 9, "config.num_devices=9 is invalid: expected 0 (all) or at most the 4 local devices"),
 ])

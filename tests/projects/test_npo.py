@@ -1,9 +1,11 @@
 """npo part (a): the smoke run writes every claim and plot, a rerun resumes from its files, bad configs fail with
 clear errors, a fixed-seed run shows GA's collapse against NPO's bounded drift, and the losses match the formulas."""
 
+import glob
 import json
 import os
 import re
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +13,11 @@ import numpy as np
 import pytest
 
 from configs.npo import default
-from harness import validation
+from harness import cli, validation
 from projects.npo import claims as claims_lib
 from projects.npo import run, synthetic
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPECTED = {"S.pretrain_converged", "S.forget_below_threshold", "S.idk_never_forgets", "S.ga_retain_diverges",
             "S.npo_plateaus", "S.npo_rt_best_tradeoff", "S.npo_beats_ga_without_retain", "S.alpha0_npo_rt_smallest",
             "S.ga_linear_npo_log_drift"}
@@ -83,6 +86,43 @@ def test_rerun_resumes_from_saved_part(smoke):
             assert again["metrics"][k] == v, k
 
 
+def _launch(argv, capsys, monkeypatch) -> tuple[int, str]:
+    """`python -m projects.npo.main` in-process: (exit status, stderr)."""
+    monkeypatch.setenv("REPROJAX_HUGE_PAGES", "0")  # never re-exec the test process
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as e:
+        cli.launch("npo", module="run", argv=argv)
+    return e.value.code, capsys.readouterr().err.strip()
+
+
+def test_non_finite_pretraining_stops_with_one_line(tmp_path, capsys, monkeypatch):
+    """A learning rate that makes pre-training overflow stops the run with one line naming the value and the step
+    (exit 1), before any .npz, plot or results.json is written. (The logistic loss has bounded gradients, so in
+    float64 θ stays finite up to lr ≈ 1e305: lr 1e30 gives a useless but finite model, 1e308 overflows.)"""
+    wd = tmp_path / "wd"
+    code, err = _launch(["--config=configs/npo/default.py:smoke", "--config.synthetic.pretrain_lr=1e308",
+                         "--config.tofu.enabled=False", f"--workdir={wd}"], capsys, monkeypatch)
+    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "pretrain/" in err and "became non-finite" in err and "at step 2000" in err, err
+    written = [os.path.relpath(f, wd) for f in glob.glob(str(wd / "**" / "*"), recursive=True) if os.path.isfile(f)]
+    assert written == ["config.json"], written
+
+
+def test_truncated_saved_part_is_named(smoke, tmp_path, capsys, monkeypatch):
+    """A truncated workdir/synthetic/alpha1.npz (a killed disk, not a killed writer: writes are atomic) stops a rerun
+    with one line naming the file (exit 1) instead of a zipfile traceback; nothing is recomputed over it."""
+    workdir, _ = smoke
+    wd = tmp_path / "wd"
+    shutil.copytree(workdir, wd)
+    path = wd / "synthetic" / "alpha1.npz"
+    path.write_bytes(path.read_bytes()[:1000])
+    code, err = _launch(["--config=configs/npo/default.py:smoke", "--config.tofu.enabled=False", f"--workdir={wd}"],
+                        capsys, monkeypatch)
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert f"{path} is damaged" in err and "delete it to recompute it" in err, err
+    assert path.stat().st_size == 1000
+
+
 def test_learning_outcome_fixed_seed(tmp_path):
     """Seed 1000, α = 1, 2000 unlearning steps: GA's retain distance ends > 5× NPO+RT's while NPO+RT forgets
     (forget distance < 0.02 from 1.4); over 4000 drift steps GA's ‖θ_t − θ_0‖ grows linearly (doubling ratio ≈ 2)
@@ -136,7 +176,8 @@ def test_losses_match_the_formulas():
                                          "'dpo_rt']"),
     ("synthetic.steps", 410, "config.synthetic.steps=410 is invalid: expected a multiple of "
                              "synthetic.eval_every=25"),
-    ("synthetic.lr_alpha1.npo", -1.0, "config.synthetic.lr_alpha1.npo=-1.0 is invalid: expected a number > 0.0"),
+    ("synthetic.lr_alpha1.npo", -1.0, "config.synthetic.lr_alpha1.npo=-1.0 is invalid: expected a finite number > "
+                                   "0.0"),
     ("synthetic.drift.alpha", 2.0, "config.synthetic.drift.alpha=2.0 is invalid: expected one of [1.0, 0.0]"),
     ("synthetic.drift.betas", (1.0, 0.0), "config.synthetic.drift.betas=(1.0, 0.0) is invalid: expected a list of "
                                           "at least 1 numbers > 0"),

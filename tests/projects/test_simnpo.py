@@ -3,6 +3,7 @@ files; bad configs fail with clear errors; the data and the model match the spec
 
 import functools
 import json
+import os
 import re
 
 import jax
@@ -13,7 +14,8 @@ import pytest
 from configs.simnpo import default
 from harness import validation
 from lib import losses as lib_losses
-from projects.simnpo import markov, run
+from lib.metrics import NonFiniteError
+from projects.simnpo import claims, markov, run
 
 EXPECTED = {"M.reference_values", "M.reference_values_paper",
             "M.simnpo_forgets_memorised_more", "M.simnpo_less_overforgetting",
@@ -120,6 +122,18 @@ def test_bad_config_names_field_value_and_accepted(field, value, message):
         run.validate(config)
 
 
+def test_unlearning_nan_guard_names_iteration_and_runs():
+    """The Markov unlearning runs' guard: a NaN loss names its iteration and runs; a NaN KL its evaluated iteration."""
+    kl, losses = np.ones((3, 4, 3)), np.ones((4, 6))
+    run.check_unlearning(kl, losses, (0, 3, 6))
+    losses[2, 4] = np.nan
+    with pytest.raises(NonFiniteError, match=r"unlearning loss became non-finite \(nan\) at step 5 in runs \[2\]"):
+        run.check_unlearning(kl, losses, (0, 3, 6))
+    kl[1, 0, 2] = np.inf
+    with pytest.raises(NonFiniteError, match=r"KL forget2 became non-finite \(inf\) at step 3 in runs \[0\]"):
+        run.check_unlearning(kl, np.ones((4, 6)), (0, 3, 6))
+
+
 def test_chains_match_the_official_generator():
     """Rows of a designated state: 0.8/3 inside, 0.2/7 outside; other rows uniform 0.1; sampled transition
     frequencies agree with T; the split is sklearn's train_test_split(test_size=0.2, random_state=42)."""
@@ -177,8 +191,6 @@ def test_unlearning_losses_match_the_official_formulas():
 
 
 def test_reference_claims_compare_with_the_spec_run_and_the_paper_figures():
-    from projects.simnpo import claims
-
     paper = {k: np.array(v) for k, v in claims.PAPER_REFERENCE.items()}
     spec_claim, paper_claim = claims.reference_claims(paper, 1)
     assert (spec_claim["id"], paper_claim["id"]) == ("M.reference_values", "M.reference_values_paper")
@@ -192,11 +204,6 @@ def test_reference_claims_compare_with_the_spec_run_and_the_paper_figures():
 
 def test_reference_claims_on_the_saved_h100_run():
     """The README's verdicts for the paper preset come from its saved metrics."""
-    import json
-    import os
-
-    from projects.simnpo import claims
-
     path = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "simnpo", "figures",
                         "results_paper_h100.json")
     with open(path, encoding="utf-8") as f:

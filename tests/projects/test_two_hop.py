@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -51,10 +52,17 @@ def test_find_jump():
     assert claims.find_jump(step, slow, 300) is None
 
 
-def test_smoke_run_writes_results_and_resumes(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One trained smoke run (workdir, results), shared by the tests that need a trained model."""
+    workdir = tmp_path_factory.mktemp("two_hop_smoke")
+    return workdir, train.train_and_evaluate(default.get_config("smoke"), str(workdir))
+
+
+def test_smoke_run_writes_results_and_resumes(smoke_run):
     """The smoke preset trains, writes every claim and plots; a rerun of a finished run resumes, not retrains."""
     config = default.get_config("smoke")
-    res = train.train_and_evaluate(config, str(tmp_path))
+    tmp_path, res = smoke_run
     on_disk = json.load(open(tmp_path / "results.json"))
     assert {c["id"] for c in on_disk["claims"]} == {"TH.abrupt_transition", "TH.random_guessing_plateau",
                                                    "TH.sequential_query_mechanism", "TH.three_parameter_model",
@@ -72,6 +80,7 @@ def test_smoke_run_writes_results_and_resumes(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("data.n_nodes", 12, "config.data.n_nodes=12 is invalid: expected >= 3·n_chains = 15"),
+    ("data.n_chains", 64, "config.data.n_chains=64 is invalid: expected an integer >= 1 and <= 63"),
     ("model.mlp", "gelu2", "config.model.mlp='gelu2' is invalid: expected one of"),
     ("train.log_every", 30, "config.train.log_every=30 is invalid: expected a divisor of train.steps=100"),
     ("train.cooldown_steps", 101, "config.train.cooldown_steps=101 is invalid: expected at most train.steps=100"),
@@ -84,9 +93,10 @@ def test_bad_config(field, value, message):
         train.validate(config)
 
 
-def test_llm_side_on_a_tiny_checkpoint(tmp_path):
+def test_llm_side_on_a_tiny_checkpoint(tmp_path, smoke_run):
     """With a tiny random Llama checkpoint + tokenizer the LLM side evaluates K=1..3 before/after fine-tuning,
-    its fine-tuning loss falls, and both LLM claims are decided (not skipped)."""
+    its fine-tuning loss falls, and both LLM claims are decided (not skipped). It runs after the shared smoke
+    run's training (a copy of its workdir, so the finished training is resumed, not repeated)."""
     pytest.importorskip("transformers")
     import sys
 
@@ -108,6 +118,7 @@ def test_llm_side_on_a_tiny_checkpoint(tmp_path):
     config.llm.checkpoint = str(ckpt)
     config.llm.max_k, config.llm.prompts_per_k, config.llm.finetune_steps = 3, 16, 25
     config.llm.finetune_lr = 3e-3
+    shutil.copytree(smoke_run[0], tmp_path / "run")
     res = train.train_and_evaluate(config, str(tmp_path / "run"))
     llm_res = json.load(open(tmp_path / "run" / "llm_results.json"))
     assert sorted(llm_res["before"]) == ["1", "2", "3"] and llm_res["before"]["1"]["p_distractor"] is None
@@ -122,6 +133,24 @@ def test_llm_checkpoint_must_exist():
     config = default.get_config("smoke")
     config.llm.checkpoint = "/nonexistent/model"
     with pytest.raises(validation.ConfigError, match="config.llm.checkpoint='/nonexistent/model' is invalid"):
+        train.validate(config)
+
+
+def test_llm_checkpoint_is_checked_before_training(tmp_path):
+    """validate() refuses a checkpoint directory without tokenizer.json, or one holding a reward model, before any
+    training (llm.run loads both only after it)."""
+    hf = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 97, "hidden_size": 16,
+          "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+    (tmp_path / "config.json").write_text(json.dumps(hf))
+    config = default.get_config("smoke")
+    config.llm.checkpoint = str(tmp_path)
+    with pytest.raises(validation.ConfigError, match="config.llm.checkpoint=.*no tokenizer.json there"):
+        train.validate(config)
+    (tmp_path / "tokenizer.json").write_text("{}")
+    train.validate(config)
+    hf.update(architectures=["LlamaForSequenceClassification"], num_labels=1)
+    (tmp_path / "config.json").write_text(json.dumps(hf))
+    with pytest.raises(validation.ConfigError, match="a causal language model, not a reward model"):
         train.validate(config)
 
 

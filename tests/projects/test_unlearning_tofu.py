@@ -1,4 +1,4 @@
-"""The TOFU pipeline shared by npo and simnpo (projects/unlearning_tofu.py): a fixed-seed run on tiny synthetic data
+"""The TOFU pipeline of npo that simnpo imports (projects/npo/tofu.py): a fixed-seed run on tiny synthetic data
 memorises the answers and NPO+RT lowers them again, a rerun resumes from its files, bad configs fail with clear
 errors, the real TOFU files (when present) load with the author subset, and a tiny random Llama checkpoint with a
 tokenizer.json runs through the same pipeline (the real-weights config)."""
@@ -10,9 +10,16 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs.npo import tofu_llama
+from configs.npo import tofu_subset as npo_subset
+from configs.simnpo import tofu_subset as simnpo_subset
 from configs.unlearning_tofu import relearn_config, tofu_config
 from harness import validation
-from projects import unlearning_tofu as UT
+from lib import text, tofu_synth
+from lib.metrics import NonFiniteError
+from projects.npo import run as npo_run
+from projects.npo import tofu as UT
+from projects.simnpo import run as simnpo_run
 
 TOFU_DIR = UT.resolve_data_dir("../shared/data/tofu")
 
@@ -74,6 +81,19 @@ def test_rerun_resumes_and_relearning(outcome):
     assert pts[1]["forget_prob"] > 1.5 * pts[0]["forget_prob"], pts
 
 
+def test_non_finite_finetuning_stops_before_saving(outcome, tmp_path):
+    """A diverging fine-tuning run (lr 1e30) stops with NonFiniteError naming the loss or gradient norm and the step,
+    and no model file is written."""
+    _, c, res = outcome
+    ctx = res["_ctx"]
+    f = c.tofu.finetune.copy_and_resolve_references()
+    f.lr, f.epochs, f.batch_size, f.trim = 1e30, 2, 8, 0  # 3 steps per epoch on 24 QA, one batch shape
+    with pytest.raises(NonFiniteError, match=r"(loss|grad_norm) became non-finite .* at step \d+"):
+        UT.trained_model(str(tmp_path), "diverged", ctx["models"]["original"]["params"], ctx["cfg"], ctx["tok"],
+                         ctx["data"]["train"]["full"][:24], f, seed=0, signature={})
+    assert not (tmp_path / "tofu").exists()
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("tofu.source", "hf", r"config.tofu.source='hf' is invalid: expected one of \['synthetic', 'tofu'\]"),
     ("tofu.unlearn.methods", ("npo", "rmu"), r"config.tofu.unlearn.methods=.* distinct names from"),
@@ -129,10 +149,8 @@ def _llama_with_tokenizer(directory, records):
     """tests/lib/hf_fixtures.save_tiny("llama") (vocab 97) plus a word-level tokenizer.json over the 94 most
     frequent words of the data and <unk>, <s>, </s> (nothing downloaded)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
-    from hf_fixtures import VOCAB, save_tiny
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    from lib import text
+    from hf_fixtures import VOCAB, save_tiny  # here: a test helper found through the path set just above
+    from tokenizers import Tokenizer, models, pre_tokenizers  # here: optional (the llm extra)
 
     save_tiny("llama", directory)
     counts = {}
@@ -150,8 +168,6 @@ def _llama_with_tokenizer(directory, records):
 def test_real_weights_config_validates(tmp_path, preset):
     """configs/npo/tofu_llama.py keeps every field the pipeline reads (the full run is the next test), uses
     one lr per method, and a missing checkpoint is named."""
-    from configs.npo import tofu_llama
-
     c = tofu_llama.get_config(preset)
     c.tofu.source = "synthetic"
     with pytest.raises(validation.ConfigError, match=r"config.tofu.checkpoint='/path/to/llama' is invalid"):
@@ -167,9 +183,6 @@ def test_tiny_llama_checkpoint_through_the_pipeline(tmp_path):
     """The real-weights config (configs/npo/tofu_llama.py) on a tiny random Llama checkpoint + tokenizer.json: the
     checkpoint is fine-tuned on `full` (its loss falls), the retain model and NPO+RT run, FQ/MU come out finite."""
     pytest.importorskip("transformers")
-    from configs.npo import tofu_llama
-    from lib import tofu_synth
-
     c = tofu_llama.get_config("smoke")
     data = tofu_synth.generate_tofu_like(0, n_authors=10, n_questions=2, n_real_authors=4, n_world_facts=4)
     _llama_with_tokenizer(str(tmp_path / "ckpt"), data["full"])
@@ -257,11 +270,6 @@ def test_lr_grid_runs_each_point_and_resumes(outcome):
 def test_real_tofu_subset_configs_validate():
     """configs/{npo,simnpo}/tofu_subset.py: real TOFU, forget01's authors + 18 others, every field valid; simnpo's
     relearning follows the forget split, and a missing data directory is named."""
-    from configs.npo import tofu_subset as npo_subset
-    from configs.simnpo import tofu_subset as simnpo_subset
-    from projects.npo import run as npo_run
-    from projects.simnpo import run as simnpo_run
-
     for mod, run in ((npo_subset, npo_run), (simnpo_subset, simnpo_run)):
         c = mod.get_config(None)
         t = c.tofu
@@ -283,9 +291,7 @@ def test_real_tofu_subset_config_loads_twenty_authors():
     """The subset config's data: 20 authors x 20 QA, of which forget01's 2 authors (40 QA) are forgotten: 10 %.
     (One question text, "What is the full name of the author?", is asked of two authors in TOFU and is kept with both
     rows, hence 401 and 361.)"""
-    from configs.npo import tofu_subset
-
-    t = tofu_subset.get_config(None).tofu
+    t = npo_subset.get_config(None).tofu
     t.data_dir = TOFU_DIR
     d = UT.load_data(t)
     assert len(d["train"]["full"]) == 401 and len(d["train"]["forget01"]) == 40

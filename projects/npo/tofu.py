@@ -1,4 +1,8 @@
-"""The TOFU pipeline shared by the npo and simnpo projects (spec ../shared/papers/unlearning.md §3.1, §5b, §5c).
+"""The TOFU pipeline of npo part (b) (spec ../shared/papers/unlearning.md §3.1, §5b, §5c). NPO introduced this use
+of the TOFU protocol, so the pipeline lives here; simnpo's parts (b) and (c) import it from this module
+(`from projects.npo import tofu`) rather than keeping a copy. The pure pieces are in lib/: tofu_data (files, one
+run's splits), tofu_metrics (truth ratio, Forget Quality, Model Utility, ROUGE-L), tofu_eval (a model's
+evaluation), unlearning_train (optimiser, jitted steps, batches).
 
 Stages, each saved under `workdir/tofu/` so that a rerun skips what is finished:
 
@@ -18,13 +22,18 @@ Stages, each saved under `workdir/tofu/` so that a rerun skips what is finished:
 5. relearning attack (`relearn/<method>.json`): fine-tune an unlearned model on a fraction of the forget set for
    k steps and measure forget probability / ROUGE-L / truth ratio / FQ after each k.
 
-`validate_tofu(config)` / `validate_relearn(config)` check the fields; `run_tofu(config, workdir)` returns the
-raw results that the projects turn into claims (`tofu_claims`, `relearn_claims`) and plots (`tofu_plots`,
-`relearn_plot`).
+Every training loop stops with `lib.metrics.NonFiniteError` on a non-finite loss or gradient norm before it saves
+anything; a damaged saved file raises `lib.metrics.DamagedStateError` naming it.
+
+`validate_tofu(config)` / `validate_relearn(config)` check the fields; `run_tofu(config, workdir)` /
+`run_relearn(...)` return the raw results that the projects turn into metrics (`tofu_metrics`), claims
+(`calibration_claim`, `beats_claim`, `ga_collapse_claim`, `compare_claim`, `relearn_metrics_and_claim`), plots
+(`tofu_plots`, `relearn_plot`) and README tables (`readme_block`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -33,50 +42,47 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
 from harness import outputs, plotting, validation
+from harness.readme import claims_table
+from lib import hf_import, tofu_data, tofu_synth
 from lib import losses as L
 from lib import text as T
-from lib import tofu_synth
-from lib import unlearning as U
-from lib.metrics import progress, read_npz, write_json_atomic, write_npz_atomic
+from lib import unlearning_train as UT
+from lib.metrics import check_finite, progress, read_json, read_npz, write_json_atomic, write_npz_atomic
+from lib.stats import round_up
+from lib.tofu_eval import evaluate_tofu, make_scorer
 from lib.transformer import TransformerConfig, init_params
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = ("synthetic", "tofu")
 SELECTIONS = ("random", "shortest")
 METHOD_NAMES = {"ga": "GA", "gd": "GD", "kl": "KL", "idk": "IDK", "dpo": "DPO", "dpo_rt": "DPO+RT", "npo": "NPO",
                 "npo_rt": "NPO+RT", "npo_kl": "NPO+KL", "simnpo": "SimNPO (no RT)", "simnpo_rt": "SimNPO"}
-AUTHOR_QA = 20  # real TOFU: 20 consecutive QA per author in full.json
+HPARAM_RANGES = {"beta": (0.0, True), "gamma": (0.0, False), "forget_coeff": (0.0, False),
+                 "retain_coeff": (0.0, False)}  # hyperparameter → (lower bound, strict); all finite
+HPARAM_CHOICES = {"reduction": L.UNLEARN_REDUCTIONS, "kl_positions": ("all", "labelled")}
 
 
 # ----------------------------------------------------------------------------------------------- files
-
-save_npz, load_npz = write_npz_atomic, read_npz  # atomic writes; a rerun resumes from finished pieces
-
-
-def params_to_arrays(params, prefix: str = "params/") -> dict:
-    return {prefix + "/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
-
-
-def arrays_to_params(arrays: dict, prefix: str = "params/"):
-    flat = {tuple(k[len(prefix):].split("/")): jnp.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
-    return traverse_util.unflatten_dict(flat)
-
 
 def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _load_json(path: str, signature: str):
+    """The saved JSON at `path` when it was written for `signature`, else None (a damaged file raises)."""
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        saved = json.load(f)
+    saved = read_json(path)
     return saved if saved.get("signature") == signature else None
+
+
+def _check_steps(first_step: int, metrics: list[dict]) -> None:
+    """NaN guard: `metrics` of consecutive steps from `first_step` (device scalars, read back here)."""
+    for i, m in enumerate(metrics):
+        check_finite(first_step + i, m)
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -91,6 +97,69 @@ def _is_int(v, lo=0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
 
+def _validate_unlearn(config, key: str) -> None:
+    """`<key>.unlearn`: methods, every learning rate and hyperparameter in the config (run or not)."""
+    u = config[key].unlearn
+    validation.require_sequence(config, f"{key}.unlearn.methods", item_ok=lambda v: v in L.METHODS,
+                                item_desc=f"distinct names from {sorted(L.METHODS)}")
+    validation.require(len(set(u.methods)) == len(u.methods), f"{key}.unlearn.methods", u.methods,
+                       f"distinct names from {sorted(L.METHODS)}")
+    for m in u.methods:
+        validation.require(m in u.lr, f"{key}.unlearn.lr", dict(u.lr),
+                           f"a learning rate for every method (missing {m!r})")
+    for m in u.lr:
+        validation.require_float(config, f"{key}.unlearn.lr.{m}", min_value=0.0, strict=True)
+    for m in u.hparams:
+        hp = dict(u.hparams[m])
+        try:
+            L.method_hparams(m, hp)
+        except ValueError as e:
+            raise validation.ConfigError(f"config.{key}.unlearn.hparams.{m}={hp!r} is invalid: {e}") from None
+        for name in hp:
+            field = f"{key}.unlearn.hparams.{m}.{name}"
+            if name in HPARAM_CHOICES:
+                validation.require_choice(config, field, HPARAM_CHOICES[name])
+            else:
+                lo, strict = HPARAM_RANGES[name]
+                validation.require_float(config, field, min_value=lo, strict=strict)
+    for m, grid in (u.lr_grid.items() if "lr_grid" in u else ()):
+        ok = (isinstance(grid, (tuple, list)) and len(set(grid)) == len(grid)
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in grid))
+        validation.require(ok, f"{key}.unlearn.lr_grid.{m}", grid,
+                           "a tuple of distinct learning rates > 0 (finite; empty: just unlearn.lr)")
+    validation.require_int(config, f"{key}.unlearn.epochs", min_value=1)
+    validation.require_int(config, f"{key}.unlearn.batch_size", min_value=1)
+    validation.require_int(config, f"{key}.unlearn.warmup_epochs", min_value=0)
+    validation.require(u.warmup_epochs < u.epochs, f"{key}.unlearn.warmup_epochs", u.warmup_epochs,
+                       f"an integer in [0, unlearn.epochs={u.epochs})")
+    validation.require_float(config, f"{key}.unlearn.weight_decay", min_value=0.0)
+    validation.require_int(config, f"{key}.unlearn.seed", min_value=0)
+
+
+def _validate_model(config, key: str) -> None:
+    """`<key>.checkpoint` / `<key>.hf` (real weights) or `<key>.model` (a fresh lib/transformer)."""
+    t = config[key]
+    validation.require(isinstance(t.checkpoint, str), f"{key}.checkpoint", t.checkpoint,
+                       "'' (a fresh lib/transformer) or the path of a local Hugging Face checkpoint directory")
+    if t.checkpoint:
+        p = os.path.expanduser(t.checkpoint)
+        validation.require(os.path.isfile(os.path.join(p, "config.json")), f"{key}.checkpoint", t.checkpoint,
+                           "a local Hugging Face checkpoint directory with config.json, *.safetensors and "
+                           "tokenizer.json")
+        validation.require(os.path.isfile(os.path.join(p, "tokenizer.json")), f"{key}.checkpoint", t.checkpoint,
+                           "a checkpoint directory that also holds tokenizer.json")
+        for f in ("prompt_template", "answer_prefix", "eos_token", "bos_token"):
+            validation.require(isinstance(t.hf[f], str), f"{key}.hf.{f}", t.hf[f], "a string")
+        validation.require("{question}" in t.hf.prompt_template, f"{key}.hf.prompt_template", t.hf.prompt_template,
+                           "a template containing {question}")
+    else:
+        d_model = validation.require_int(config, f"{key}.model.d_model", min_value=4)
+        validation.require_int(config, f"{key}.model.n_layers", min_value=1)
+        h = validation.require_int(config, f"{key}.model.n_heads", min_value=1)
+        validation.require(d_model % h == 0, f"{key}.model.n_heads", h, f"a divisor of d_model={d_model}")
+    validation.require_int(config, f"{key}.model.max_len", min_value=0)
+
+
 def validate_tofu(config, key: str = "tofu") -> None:
     """Checks every field of `config.<key>` that the pipeline reads (ConfigError naming field, value, accepted)."""
     t = config[key]
@@ -101,38 +170,21 @@ def validate_tofu(config, key: str = "tofu") -> None:
     if src == "tofu":
         d = resolve_data_dir(t.data_dir)
         validation.require(os.path.isdir(d) and os.path.isfile(os.path.join(d, "full.json")), f"{key}.data_dir",
-                       t.data_dir, f"a directory with the TOFU JSON files (full.json, forget10_perturbed.json, ...); "
-                       f"resolved to {d!r}, which does not hold them. Use {key}.source='synthetic' without TOFU")
+                           t.data_dir, f"a directory with the TOFU JSON files (full.json, forget10_perturbed.json, "
+                           f"...); resolved to {d!r}, which does not hold them. Use {key}.source='synthetic' "
+                           f"without TOFU")
         validation.require_int(config, f"{key}.retain_authors", min_value=0)
     else:
         for f, lo in (("seed", 0), ("n_authors", 10), ("n_questions", 1), ("n_real_authors", 4),
                       ("n_world_facts", 4)):
             validation.require_int(config, f"{key}.synth.{f}", min_value=lo)
-        validation.require(t.synth.n_questions <= len(tofu_synth.QTYPES), f"{key}.synth.n_questions",
-                       t.synth.n_questions, f"an integer in [1, {len(tofu_synth.QTYPES)}]")
-    validation.require_sequence(config, f"{key}.forget_splits", item_ok=lambda v: v in U.FORGET_SPLITS,
-                            item_desc=f"distinct names from {list(U.FORGET_SPLITS)}")
+        validation.require_int(config, f"{key}.synth.n_questions", min_value=1, max_value=len(tofu_synth.QTYPES))
+    validation.require_sequence(config, f"{key}.forget_splits", item_ok=lambda v: v in tofu_data.FORGET_SPLITS,
+                                item_desc=f"distinct names from {list(tofu_data.FORGET_SPLITS)}")
     validation.require(len(set(t.forget_splits)) == len(t.forget_splits), f"{key}.forget_splits", t.forget_splits,
-                   f"distinct names from {list(U.FORGET_SPLITS)}")
+                       f"distinct names from {list(tofu_data.FORGET_SPLITS)}")
     validation.require_int(config, f"{key}.ds_size", min_value=0)
-    validation.require(isinstance(t.checkpoint, str), f"{key}.checkpoint", t.checkpoint,
-                   "'' (a fresh lib/transformer) or the path of a local Hugging Face checkpoint directory")
-    if t.checkpoint:
-        p = os.path.expanduser(t.checkpoint)
-        validation.require(os.path.isfile(os.path.join(p, "config.json")), f"{key}.checkpoint", t.checkpoint,
-                       "a local Hugging Face checkpoint directory with config.json, *.safetensors and tokenizer.json")
-        validation.require(os.path.isfile(os.path.join(p, "tokenizer.json")), f"{key}.checkpoint", t.checkpoint,
-                       "a checkpoint directory that also holds tokenizer.json")
-        for f in ("prompt_template", "answer_prefix", "eos_token", "bos_token"):
-            validation.require(isinstance(t.hf[f], str), f"{key}.hf.{f}", t.hf[f], "a string")
-        validation.require("{question}" in t.hf.prompt_template, f"{key}.hf.prompt_template", t.hf.prompt_template,
-                       "a template containing {question}")
-    else:
-        d_model = validation.require_int(config, f"{key}.model.d_model", min_value=4)
-        validation.require_int(config, f"{key}.model.n_layers", min_value=1)
-        h = validation.require_int(config, f"{key}.model.n_heads", min_value=1)
-        validation.require(d_model % h == 0, f"{key}.model.n_heads", h, f"a divisor of d_model={d_model}")
-    validation.require_int(config, f"{key}.model.max_len", min_value=0)
+    _validate_model(config, key)
     validation.require(isinstance(t.pretrain_mix, bool), f"{key}.pretrain_mix", t.pretrain_mix, "True or False")
     f = t.finetune
     validation.require_int(config, f"{key}.finetune.epochs", min_value=1)
@@ -143,159 +195,90 @@ def validate_tofu(config, key: str = "tofu") -> None:
     validation.require_float(config, f"{key}.finetune.weight_decay", min_value=0.0)
     validation.require_int(config, f"{key}.finetune.seed", min_value=0)
     validation.require(f.warmup_epochs < f.epochs, f"{key}.finetune.warmup_epochs", f.warmup_epochs,
-                   f"an integer in [0, finetune.epochs={f.epochs})")
+                       f"an integer in [0, finetune.epochs={f.epochs})")
     validation.require_sequence(config, f"{key}.retain_seeds", item_ok=lambda v: _is_int(v),
-                            item_desc="distinct integers >= 0 (the first is the FQ reference)")
+                                item_desc="distinct integers >= 0 (the first is the FQ reference)")
     validation.require(len(set(t.retain_seeds)) == len(t.retain_seeds), f"{key}.retain_seeds", t.retain_seeds,
-                   "distinct integers >= 0 (the first is the FQ reference)")
-    u = t.unlearn
-    validation.require_sequence(config, f"{key}.unlearn.methods", item_ok=lambda v: v in L.METHODS,
-                            item_desc=f"distinct names from {sorted(L.METHODS)}")
-    validation.require(len(set(u.methods)) == len(u.methods), f"{key}.unlearn.methods", u.methods,
-                   f"distinct names from {sorted(L.METHODS)}")
-    for m in u.methods:
-        validation.require(m in u.lr, f"{key}.unlearn.lr", dict(u.lr),
-                           f"a learning rate for every method (missing {m!r})")
-        validation.require_float(config, f"{key}.unlearn.lr.{m}", min_value=0.0, strict=True)
-        hp = dict(u.hparams[m]) if m in u.hparams else {}
-        try:
-            L.method_hparams(m, hp)
-        except ValueError as e:
-            raise validation.ConfigError(f"config.{key}.unlearn.hparams.{m}={hp!r} is invalid: {e}") from None
-    for m, grid in (u.lr_grid.items() if "lr_grid" in u else ()):
-        ok = (isinstance(grid, (tuple, list)) and len(set(grid)) == len(grid)
-              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in grid))
-        validation.require(ok, f"{key}.unlearn.lr_grid.{m}", grid,
-                       "a tuple of distinct learning rates > 0 (empty: just unlearn.lr)")
-    validation.require_int(config, f"{key}.unlearn.epochs", min_value=1)
-    validation.require_int(config, f"{key}.unlearn.batch_size", min_value=1)
-    validation.require_int(config, f"{key}.unlearn.warmup_epochs", min_value=0)
-    validation.require(u.warmup_epochs < u.epochs, f"{key}.unlearn.warmup_epochs", u.warmup_epochs,
-                   f"an integer in [0, unlearn.epochs={u.epochs})")
-    validation.require_float(config, f"{key}.unlearn.weight_decay", min_value=0.0)
-    validation.require_int(config, f"{key}.unlearn.seed", min_value=0)
+                       "distinct integers >= 0 (the first is the FQ reference)")
+    _validate_unlearn(config, key)
     validation.require_int(config, f"{key}.eval.batch_size", min_value=1)
     validation.require_int(config, f"{key}.eval.max_new_tokens", min_value=0)
-    c = t.claims
-    validation.require_float(config, f"{key}.claims.calibration_low", min_value=0.0, strict=True)
-    validation.require_float(config, f"{key}.claims.calibration_high", min_value=0.0, strict=True)
-    drop = validation.require_float(config, f"{key}.claims.mu_drop", min_value=0.0)
-    validation.require(drop < 1, f"{key}.claims.mu_drop", c.mu_drop, "a number in [0, 1)")
-    col = validation.require_float(config, f"{key}.claims.collapse_frac", min_value=0.0)
-    validation.require(col < 1, f"{key}.claims.collapse_frac", c.collapse_frac, "a number in [0, 1)")
+    # FQ thresholds are p-values; mu_drop and collapse_frac fractions of the fine-tuned model's MU
+    validation.require_probability(config, f"{key}.claims.calibration_low", open_low=True)
+    validation.require_probability(config, f"{key}.claims.calibration_high", open_low=True)
+    validation.require_probability(config, f"{key}.claims.mu_drop", open_high=True)
+    validation.require_probability(config, f"{key}.claims.collapse_frac", open_high=True)
     validation.require_float(config, f"{key}.claims.noise_log10", min_value=0.0)
-    validation.require(isinstance(c.decide, bool), f"{key}.claims.decide", c.decide, "True or False")
+    validation.require(isinstance(t.claims.decide, bool), f"{key}.claims.decide", t.claims.decide, "True or False")
 
 
 def validate_relearn(config, key: str = "relearn", tofu_key: str = "tofu") -> None:
     r, t = config[key], config[tofu_key]
-    validation.require(t.enabled, f"{tofu_key}.enabled", t.enabled, f"True when the {key} part runs (it attacks the "
-                   f"models unlearned by the TOFU part)")
+    validation.require(t.enabled, f"{tofu_key}.enabled", t.enabled, f"True when the {key} part runs (it attacks "
+                       f"the models unlearned by the TOFU part)")
     validation.require_sequence(config, f"{key}.methods", item_ok=lambda v: v in tuple(t.unlearn.methods),
-                            item_desc=f"methods of {tofu_key}.unlearn.methods={list(t.unlearn.methods)}")
+                                item_desc=f"methods of {tofu_key}.unlearn.methods={list(t.unlearn.methods)}")
     validation.require_choice(config, f"{key}.forget_split", tuple(t.forget_splits))
-    frac = validation.require_float(config, f"{key}.fraction", min_value=0.0, strict=True)
-    validation.require(frac <= 1, f"{key}.fraction", frac, "a number in (0, 1]")
+    validation.require_probability(config, f"{key}.fraction", open_low=True)
     validation.require_choice(config, f"{key}.selection", SELECTIONS)
     validation.require_sequence(config, f"{key}.steps", item_ok=lambda v: _is_int(v),
-                            item_desc="increasing integers >= 0 starting with 0")
+                                item_desc="increasing integers >= 0 starting with 0")
     st = tuple(r.steps)
     validation.require(st[0] == 0 and all(a < b for a, b in zip(st[:-1], st[1:], strict=True)), f"{key}.steps", st,
-                   "increasing integers >= 0 starting with 0")
+                       "increasing integers >= 0 starting with 0")
     validation.require_float(config, f"{key}.lr", min_value=0.0, strict=True)
     validation.require_int(config, f"{key}.batch_size", min_value=1)
     validation.require_int(config, f"{key}.seed", min_value=0)
 
 
-# ----------------------------------------------------------------------------------------------- data
-
-def _keep_authors(records: list[dict], author_of: dict, kept: set) -> list[dict]:
-    return [r for r in records if author_of.get(r["question"], -1) in kept or r["question"] not in author_of]
-
+# ----------------------------------------------------------------------------------------------- data and model
 
 def load_data(t) -> dict:
-    """{"train": {split → records} (full, retainXX, forgetXX), "eval": {forget split → the four evaluation sets},
-    "pretrain": records mixed into every fine-tuning run (real authors / world facts QA) when tofu.pretrain_mix,
-    "idk": IDK strings, "source": a description}."""
+    """lib.tofu_data.run_data of the configured source, plus "source" (a description)."""
     forget_splits = tuple(t.forget_splits)
-    retains = [U.RETAIN_OF[s] for s in forget_splits]
     if t.source == "synthetic":
         s = t.synth
-        d = tofu_synth.generate_tofu_like(s.seed, n_authors=s.n_authors, n_questions=s.n_questions,
-                                          n_real_authors=s.n_real_authors, n_world_facts=s.n_world_facts)
-        get = d.__getitem__
-        idk = d["idontknow"]
+        splits = tofu_synth.generate_tofu_like(s.seed, n_authors=s.n_authors, n_questions=s.n_questions,
+                                               n_real_authors=s.n_real_authors, n_world_facts=s.n_world_facts)
+        idk = splits["idontknow"]
         desc = (f"synthetic TOFU-like (lib/tofu_synth seed {s.seed}: {s.n_authors} authors x {s.n_questions} QA, "
                 f"{s.n_real_authors} real-author / {s.n_world_facts} world-fact items)")
     else:
         directory = resolve_data_dir(t.data_dir)
-        cache = {}
-
-        def get(split):
-            if split not in cache:
-                cache[split] = U.read_tofu(directory, split)
-            return cache[split]
-        full = get("full")
-        author_of = {}
-        for i, r in enumerate(full):
-            author_of.setdefault(r["question"], i // AUTHOR_QA)
-        n_auth = len(full) // AUTHOR_QA
+        splits = {name: tofu_data.read_tofu(directory, name) for name in tofu_data.run_split_names(forget_splits)}
+        idk = tofu_data.read_idk(directory)
         if t.retain_authors:
-            n_forget = max(round(int(f[-2:]) / 100 * n_auth) for f in forget_splits)
-            kept = set(range(min(t.retain_authors, n_auth - n_forget))) | set(range(n_auth - n_forget, n_auth))
-            for split in ["full", *retains, *forget_splits, "retain_perturbed",
-                          *[f"{f}_perturbed" for f in forget_splits]]:
-                cache[split] = _keep_authors(get(split), author_of, kept)
-            desc = (f"real TOFU ({directory}) cut to {len(kept)} of {n_auth} authors (the forget authors + the "
-                    f"first {min(t.retain_authors, n_auth - n_forget)} others)")
+            splits, n_kept, n_auth = tofu_data.cut_to_authors(splits, forget_splits=forget_splits,
+                                                              retain_authors=t.retain_authors)
+            _, n_forget = tofu_data.kept_authors(n_auth, forget_splits=forget_splits, retain_authors=0)
+            desc = (f"real TOFU ({directory}) cut to {n_kept} of {n_auth} authors (the forget authors + the "
+                    f"first {n_kept - n_forget} others)")
         else:
-            desc = f"real TOFU ({directory}), all {n_auth} authors"
-        idk = U.read_idk(directory)
-    # the tiny model's "pre-training" knowledge that MU's real-author / world-fact parts measure: their QA pairs
-    ra, wf = get("real_authors_perturbed"), get("world_facts_perturbed")
-    pretrain = [{"question": r["question"], "answer": r["answer"]} for r in ra + wf]
-    train = {k: get(k) for k in ("full", *retains, *forget_splits)}
-    ev = {}
-    for f in forget_splits:
-        ev[f] = {"forget": get(f"{f}_perturbed"), "retain": get("retain_perturbed"),
-                 "real_authors": get("real_authors_perturbed"), "world_facts": get("world_facts_perturbed")}
-    return {"train": train, "eval": ev, "pretrain": pretrain if t.pretrain_mix else [], "idk": idk,
-            "source": desc}
+            desc = f"real TOFU ({directory}), all {len(splits['full']) // tofu_data.AUTHOR_QA} authors"
+    data = tofu_data.run_data(splits, forget_splits=forget_splits, idk=idk, pretrain_mix=t.pretrain_mix)
+    return {**data, "source": desc}
 
-
-def _all_records(data: dict) -> list[dict]:
-    recs = [r for v in data["train"].values() for r in v] + list(data["pretrain"])
-    recs += [r for e in data["eval"].values() for v in e.values() for r in v]
-    return recs + [{"answer": s} for s in data["idk"]]
-
-
-# ----------------------------------------------------------------------------------------------- model
 
 def build_model(t, data: dict):
     """(tokenizer, TransformerConfig, initial params, description): a fresh lib/transformer over a word vocabulary
     of the data, or the local Hugging Face checkpoint `tofu.checkpoint` with its tokenizer.json."""
-    recs = _all_records(data)
+    recs = tofu_data.all_records(data)
     if t.checkpoint:
-        from lib import hf_import
-
         model = hf_import.load_model(os.path.expanduser(t.checkpoint))
         hf = t.hf
         tok = T.HFQAFormat(hf_import.load_tokenizer(os.path.expanduser(t.checkpoint)),
                            prompt_template=hf.prompt_template, answer_prefix=hf.answer_prefix,
                            bos_token=hf.bos_token or None, eos_token=hf.eos_token)
         cfg = model.config
-        need = _needed_len(tok, recs)
-        if t.model.max_len:
-            need = t.model.max_len
+        need = t.model.max_len or UT.model_length(tok, recs)
         if need > cfg.max_len and cfg.positions == "learned":
-            raise validation.ConfigError(f"config.tofu.model.max_len: the data need {need} tokens but the checkpoint's "
-                                     f"learned positions stop at {cfg.max_len}")
-        import dataclasses
+            raise validation.ConfigError(f"config.tofu.model.max_len: the data need {need} tokens but the "
+                                         f"checkpoint's learned positions stop at {cfg.max_len}")
         cfg = dataclasses.replace(cfg, max_len=need)
-        return tok, cfg, model.params, f"Hugging Face checkpoint {t.checkpoint} ({cfg.n_layers} layers, " \
-                                       f"d={cfg.d_model}, vocab {cfg.vocab_size})"
+        return tok, cfg, model.params, (f"Hugging Face checkpoint {t.checkpoint} ({cfg.n_layers} layers, "
+                                        f"d={cfg.d_model}, vocab {cfg.vocab_size})")
     tok = T.WordTokenizer.from_records(recs)
-    need = t.model.max_len or _needed_len(tok, recs)
+    need = t.model.max_len or UT.model_length(tok, recs)
     m = t.model
     cfg = TransformerConfig(vocab_size=len(tok), d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
                             max_len=need)
@@ -305,77 +288,60 @@ def build_model(t, data: dict):
                               f"{len(tok)}, {n / 1e6:.2f}M params, max_len {need}")
 
 
-def _bucket(n: int, step: int) -> int:
-    return -(-n // step) * step
+# ----------------------------------------------------------------------------------------------- fine-tuning
 
-
-def _needed_len(tok, recs) -> int:
-    """Model length: the longest scored row (prompt + any answer variant + EOS), rounded up to 32, and room for a
-    padded prompt plus the longest gold answer + 4 generated tokens."""
-    qa = [r for r in recs if "question" in r]
-    answers = [[r["answer"], r.get("paraphrased_answer", "")] + list(r.get("perturbed_answer", [])) for r in qa]
-    prompts = [len(tok.prompt_ids(r["question"])) for r in qa]
-    longest_row = max(p + max(len(tok.answer_ids(a)) for a in ans) + 1 for p, ans in zip(prompts, answers,
-                                                                                         strict=True))
-    longest_answer = max(len(tok.answer_ids(r["answer"])) for r in qa)
-    return max(_bucket(longest_row, 32), _bucket(max(prompts), 8) + longest_answer + 4)
-
-
-# ----------------------------------------------------------------------------------------------- training
-
-def _encode(tok, recs, answers=None, max_len=None):
-    """encode_qa padded to the longest row rounded up to 8 tokens (at most max_len): one shape per data set, and
-    no compute on a model-length padding tail."""
-    enc = T.encode_qa(tok, [r["question"] for r in recs], answers or [r["answer"] for r in recs], max_len=max_len)
-    n = _bucket(int(enc["attention_mask"].sum(1).max()), 8)
-    return {k: (v[:, :n] if isinstance(v, np.ndarray) else v) for k, v in enc.items()}
-
-
-def finetune(params, cfg, tok, records: list[dict], f, *, seed: int, bar=None) -> tuple[dict, list[float]]:
-    """`f.epochs` epochs of answer-token NLL over `records` (AdamW, TOFU warm-up/decay), batches in a seeded order."""
-    enc = _encode(tok, records, max_len=cfg.max_len)
-    n = len(records)
+def finetune_recipe(cfg, f, n: int):
+    """(optimizer, jitted step) of `f.epochs` epochs over n records (AdamW, TOFU warm-up/decay); runs with the same
+    n share them (one compilation per batch shape)."""
     steps_per_epoch = -(-n // f.batch_size)
-    opt = U.make_optimizer(f.lr, total_steps=f.epochs * steps_per_epoch,
-                           warmup_steps=f.warmup_epochs * steps_per_epoch, weight_decay=f.weight_decay)
+    opt = UT.make_optimizer(f.lr, total_steps=f.epochs * steps_per_epoch,
+                            warmup_steps=f.warmup_epochs * steps_per_epoch, weight_decay=f.weight_decay)
+    return opt, UT.make_finetune_step(config=cfg, optimizer=opt)
+
+
+def finetune(params, cfg, tok, records: list[dict], f, *, seed: int, recipe=None, bar=None) -> tuple[dict, list]:
+    """`f.epochs` epochs of answer-token NLL over `records` (`finetune_recipe`), batches in a seeded order."""
+    enc = UT.encode_records(tok, records, max_len=cfg.max_len)
+    n = len(records)
+    opt, step = recipe or finetune_recipe(cfg, f, n)
     state = opt.init(params)
     epoch_losses = []
     for e in range(f.epochs):
-        ls = []
-        for idx in U.batch_indices(n, min(f.batch_size, n), seed=seed * 100_003 + e):
-            params, state, m = U.finetune_step(params, state, U.take(enc, idx, trim=f.trim), config=cfg,
-                                                     optimizer=opt)
-            ls.append(m["loss"])
-        epoch_losses.append(float(np.mean([float(x) for x in ls])))
+        ms = []
+        for idx in UT.batch_indices(n, min(f.batch_size, n), seed=seed * 100_003 + e):
+            params, state, m = step(params, state, UT.take(enc, idx, trim=f.trim))
+            ms.append(m)
+        _check_steps(e * len(ms), ms)
+        epoch_losses.append(float(np.mean([float(m["loss"]) for m in ms])))
         if bar is not None:
             bar.update(1)
     return params, epoch_losses
 
 
 def trained_model(workdir: str, name: str, init, cfg, tok, records: list[dict], f, *, seed: int, signature: dict,
-                  bar=None) -> dict:
+                  recipe=None, bar=None) -> dict:
     """Loads `workdir/tofu/models/<name>.npz` when it was trained on these records with this recipe, else trains
     and saves it (atomically)."""
     path = os.path.join(workdir, "tofu", "models", f"{name}.npz")
     sig = _digest({**signature, "records": _digest([(r["question"], r["answer"]) for r in records]), "seed": seed})
     if os.path.exists(path):
-        saved = load_npz(path)
+        saved = read_npz(path)
         if str(saved["signature"]) == sig:
             if bar is not None:
                 bar.update(f.epochs)
-            return {"params": arrays_to_params(saved), "losses": saved["losses"].tolist(),
+            return {"params": UT.arrays_to_params(saved), "losses": saved["losses"].tolist(),
                     "seconds": float(saved["seconds"]), "resumed": True}
     t0 = time.time()
-    params, losses = finetune(init, cfg, tok, records, f, seed=seed, bar=bar)
+    params, losses = finetune(init, cfg, tok, records, f, seed=seed, recipe=recipe, bar=bar)
     seconds = time.time() - t0
-    save_npz(path, {**params_to_arrays(params), "losses": np.array(losses), "signature": np.array(sig),
-                    "seconds": np.float64(seconds)})
+    write_npz_atomic(path, {**UT.params_to_arrays(params), "losses": np.array(losses), "signature": np.array(sig),
+                            "seconds": np.float64(seconds)})
     return {"params": params, "losses": losses, "seconds": seconds, "resumed": False}
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
 
-def _summary(ev: dict, keep_items: bool = False) -> dict:
+def _summary(ev: dict) -> dict:
     """The JSON-able part of an evaluate_tofu result."""
     out = {k: ev[k] for k in ("forget_quality", "model_utility", "forget_truth_ratio", "forget_prob",
                               "forget_rougeL_recall")}
@@ -383,29 +349,29 @@ def _summary(ev: dict, keep_items: bool = False) -> dict:
     f = ev["splits"]["forget"]
     out["forget_truth_ratios"] = np.asarray(f["truth_ratios"]).tolist()
     out["samples"] = [{"answer": None, "generated": g} for g in (f.get("generations") or [])[:3]]
-    if keep_items:
-        out["forget_rougeL_recalls"] = f.get("rougeL_recalls")
     return out
 
 
 class Evaluator:
-    """evaluate_tofu with the run's tokenizer, batch size, generation length and ds_size (fixed shapes)."""
+    """evaluate_tofu with the run's tokenizer, batch size, generation length and ds_size (fixed shapes), and one
+    scorer compiled for the whole run (dropped with the evaluator)."""
 
     def __init__(self, t, cfg, tok, data):
         self.cfg, self.tok, self.data = cfg, tok, data
         self.batch_size = t.eval.batch_size
         self.ds_size = t.ds_size or None
-        recs = [r for e in data["eval"].values() for v in e.values() for r in U.cap_items(v, self.ds_size)]
+        recs = [r for e in data["eval"].values() for v in e.values() for r in tofu_data.cap_items(v, self.ds_size)]
         self.max_new = t.eval.max_new_tokens or max(len(tok.answer_ids(r["answer"])) for r in recs) + 4
-        prompt = _bucket(max(len(tok.prompt_ids(r["question"])) for r in recs), 8)
+        prompt = round_up(max(len(tok.prompt_ids(r["question"])) for r in recs), 8)
         self.max_new = min(self.max_new, cfg.max_len - prompt)
+        self.scorer = make_scorer(cfg)
 
     def __call__(self, params, split: str, retain_trs=None, *, generate: bool = True) -> dict:
-        ev = U.evaluate_tofu(params, self.cfg, self.data["eval"][split], retain_trs, tokenizer=self.tok,
-                             batch_size=self.batch_size, max_new_tokens=self.max_new, generate=generate,
-                             ds_size=self.ds_size)
+        ev = evaluate_tofu(params, self.cfg, self.data["eval"][split], retain_trs, tokenizer=self.tok,
+                           batch_size=self.batch_size, max_new_tokens=self.max_new, generate=generate,
+                           ds_size=self.ds_size, scorer=self.scorer)
         out = _summary(ev)
-        gold = [r["answer"] for r in U.cap_items(self.data["eval"][split]["forget"], self.ds_size)][:3]
+        gold = [r["answer"] for r in tofu_data.cap_items(self.data["eval"][split]["forget"], self.ds_size)][:3]
         for s, a in zip(out["samples"], gold, strict=False):
             s["answer"] = a
         return out
@@ -448,43 +414,43 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
         if bar is not None:
             bar.update(u.epochs)
         if keep_params:
-            saved["params"] = arrays_to_params(load_npz(base + ".npz"))
+            saved["params"] = UT.arrays_to_params(read_npz(base + ".npz"))
         return saved
     forget = data["train"][split]
-    retain = data["train"][U.RETAIN_OF[split]]
+    retain = data["train"][tofu_data.RETAIN_OF[split]]
     n = len(forget)
     bs = min(u.batch_size, n)
-    pair = U.retain_pairing(n, len(retain), seed=u.seed)
-    f_enc = _encode(tok, forget, max_len=cfg.max_len)
-    r_enc = _encode(tok, [retain[i] for i in pair], max_len=cfg.max_len)
+    pair = UT.retain_pairing(n, len(retain), seed=u.seed)
+    f_enc = UT.encode_records(tok, forget, max_len=cfg.max_len)
+    r_enc = UT.encode_records(tok, [retain[i] for i in pair], max_len=cfg.max_len)
     rng = np.random.default_rng([u.seed, 7])
     idk_answers = [data["idk"][i] for i in rng.integers(len(data["idk"]), size=n)]
-    i_enc = _encode(tok, forget, idk_answers, max_len=cfg.max_len)
+    i_enc = UT.encode_records(tok, forget, idk_answers, max_len=cfg.max_len)
     steps_per_epoch = -(-n // bs)
-    opt = U.make_optimizer(lr, total_steps=u.epochs * steps_per_epoch, warmup_steps=u.warmup_epochs * steps_per_epoch,
-                           weight_decay=u.weight_decay)
+    opt = UT.make_optimizer(lr, total_steps=u.epochs * steps_per_epoch,
+                            warmup_steps=u.warmup_epochs * steps_per_epoch, weight_decay=u.weight_decay)
+    step = UT.make_unlearn_step(method, hp, config=cfg, optimizer=opt)
     params, ref = original["params"], original["params"]
     state = opt.init(params)
     t0 = time.time()
     epochs = []
     for e in range(u.epochs):
-        ls, flp = [], []
-        for idx in U.batch_indices(n, bs, seed=u.seed * 1009 + e):
-            fb = U.with_idk(U.take(f_enc, idx), U.take(i_enc, idx))
-            params, state, m = U.unlearn_step(params, ref, state, fb, U.take(r_enc, idx), method, hp, config=cfg,
-                                              optimizer=opt)
-            ls.append(m["loss"])
-            flp.append(m["forget_logp"])
+        ms = []
+        for idx in UT.batch_indices(n, bs, seed=u.seed * 1009 + e):
+            fb = UT.with_idk(UT.take(f_enc, idx), UT.take(i_enc, idx))
+            params, state, m = step(params, ref, state, fb, UT.take(r_enc, idx))
+            ms.append(m)
+        _check_steps(e * steps_per_epoch, ms)
         ev = evaluator(params, split, retain_trs)
         ev.pop("forget_truth_ratios")
-        epochs.append({"epoch": e + 1, "loss": float(np.mean([float(x) for x in ls])),
-                       "forget_logp_train": float(np.mean([float(x) for x in flp])), **ev})
+        epochs.append({"epoch": e + 1, "loss": float(np.mean([float(m["loss"]) for m in ms])),
+                       "forget_logp_train": float(np.mean([float(m["forget_logp"]) for m in ms])), **ev})
         if bar is not None:
             bar.update(1)
     out = {"signature": sig, "split": split, "method": method, "lr": lr, "hparams": L.method_hparams(method, hp),
            "steps_per_epoch": steps_per_epoch, "epochs": epochs, "seconds": time.time() - t0}
     if keep_params:
-        save_npz(base + ".npz", params_to_arrays(params))
+        write_npz_atomic(base + ".npz", UT.params_to_arrays(params))
     write_json_atomic(base + ".json", out)
     if keep_params:
         out["params"] = params
@@ -513,6 +479,16 @@ def select_lr(points: list[dict], mu_orig: float, mu_drop: float) -> dict:
 
 # ----------------------------------------------------------------------------------------------- the pipeline
 
+def _reference(t, split: str) -> str:
+    """The FQ reference model of a forget split: its retain model with the first retain seed."""
+    return f"{tofu_data.RETAIN_OF[split]}_s{t.retain_seeds[0]}"
+
+
+def _headline_split(t) -> str:
+    """The forget split the claims are judged on: forget10 when it runs, else the last one."""
+    return "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
+
+
 def _model_signature(t, cfg) -> dict:
     f = t.finetune
     return {"cfg": repr(cfg), "ft": [f.epochs, f.batch_size, f.lr, f.warmup_epochs, f.weight_decay],
@@ -529,25 +505,30 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
     tok, cfg, init, model_desc = build_model(t, data)
     msig = _model_signature(t, cfg)
     f = t.finetune
-    retains = sorted({U.RETAIN_OF[s] for s in t.forget_splits})
+    retains = sorted({tofu_data.RETAIN_OF[s] for s in t.forget_splits})
     jobs = [("original", data["train"]["full"], f.seed)]
     jobs += [(f"{r}_s{s}", data["train"][r], s) for r in retains for s in t.retain_seeds]
     n_runs = len(t.forget_splits) * sum(len(lr_grid(t.unlearn, m)) for m in t.unlearn.methods)
     models, times = {}, {}
     with progress(len(jobs) * f.epochs + n_runs * t.unlearn.epochs, desc=f"{key}", unit="epoch") as bar:
         t0 = time.time()
+        recipes = {}  # number of records → (optimizer, jitted step): the retain seeds share one compilation
         for name, recs, seed in jobs:
-            models[name] = trained_model(workdir, name, init, cfg, tok, recs + list(data["pretrain"]), f, seed=seed,
-                                         signature=msig, bar=bar)
+            train = recs + list(data["pretrain"])
+            if len(train) not in recipes:
+                recipes[len(train)] = finetune_recipe(cfg, f, len(train))
+            models[name] = trained_model(workdir, name, init, cfg, tok, train, f, seed=seed, signature=msig,
+                                         recipe=recipes[len(train)], bar=bar)
             models[name]["signature"] = _digest([msig, name, seed, len(recs)])
+        del recipes
         times["train_models"] = time.time() - t0
         evaluator = Evaluator(t, cfg, tok, data)
         t0 = time.time()
         evals = {}
         for split in t.forget_splits:
-            ref_name = f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"
+            ref_name = _reference(t, split)
             names = [ref_name] + [n for n in models if n != ref_name and (n == "original" or
-                                                                        n.startswith(U.RETAIN_OF[split]))]
+                                                                        n.startswith(tofu_data.RETAIN_OF[split]))]
             trs = None
             for name in names:
                 path = os.path.join(workdir, "tofu", "evals", f"{name}_{split}.json")
@@ -566,7 +547,7 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
         runs = {}
         orig = {"params": models["original"]["params"], "signature": models["original"]["signature"]}
         for split in t.forget_splits:
-            trs = np.array(evals[f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"][split]["forget_truth_ratios"])
+            trs = np.array(evals[_reference(t, split)][split]["forget_truth_ratios"])
             mu0 = evals["original"][split]["model_utility"]
             for method in t.unlearn.methods:
                 explicit = bool(_explicit_grid(t.unlearn, method))
@@ -597,15 +578,6 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
 
 # ----------------------------------------------------------------------------------------------- relearning
 
-def relearn_subset(forget: list[dict], tok, fraction: float, selection: str, seed: int) -> list[int]:
-    """Indices of the relearning set: the `fraction` shortest answers (tokens) or a seeded random subset."""
-    k = max(1, round(fraction * len(forget)))
-    if selection == "shortest":
-        lengths = np.array([len(tok.answer_ids(r["answer"])) for r in forget])
-        return sorted(np.argsort(lengths, kind="stable")[:k].tolist())
-    return sorted(np.random.default_rng(seed).choice(len(forget), size=k, replace=False).tolist())
-
-
 def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
     """Fine-tunes each unlearned model of `relearn.methods` on part of the forget set for relearn.steps[-1] steps
     (constant lr, answer NLL), evaluating on the whole forget split after each k in relearn.steps; also the
@@ -615,10 +587,11 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
     t, cfg, tok, data, evaluator = ctx["t"], ctx["cfg"], ctx["tok"], ctx["data"], ctx["evaluator"]
     split = r.forget_split
     forget = data["train"][split]
-    subset = relearn_subset(forget, tok, r.fraction, r.selection, r.seed)
-    enc = _encode(tok, [forget[i] for i in subset], max_len=cfg.max_len)
-    ref_name = f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"
-    trs = np.array(tofu["evals"][ref_name][split]["forget_truth_ratios"])
+    subset = UT.relearn_subset(forget, tok, r.fraction, r.selection, r.seed)
+    enc = UT.encode_records(tok, [forget[i] for i in subset], max_len=cfg.max_len)
+    trs = np.array(tofu["evals"][_reference(t, split)][split]["forget_truth_ratios"])
+    opt = UT.make_optimizer(r.lr, total_steps=r.steps[-1], schedule="constant", weight_decay=0.0)
+    finetune_step = UT.make_finetune_step(config=cfg, optimizer=opt)  # one compilation for every method
     out = {"subset": subset, "split": split, "runs": {}}
     t0 = time.time()
     with progress(len(r.methods) * r.steps[-1], desc=key, unit="step") as bar:
@@ -629,7 +602,6 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
             saved = _load_json(path, sig)
             if saved is None:
                 params = run["params"]
-                opt = U.make_optimizer(r.lr, total_steps=r.steps[-1], schedule="constant", weight_decay=0.0)
                 state = opt.init(params)
                 bs = min(r.batch_size, len(subset))
                 points = []
@@ -637,14 +609,16 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
                 batches = []
                 e = 0
                 while len(batches) < r.steps[-1]:
-                    batches += U.batch_indices(len(subset), bs, seed=r.seed * 7919 + e)
+                    batches += UT.batch_indices(len(subset), bs, seed=r.seed * 7919 + e)
                     e += 1
                 for k in r.steps:
+                    ms = []
                     while step < k:
-                        params, state, _ = U.finetune_step(params, state, U.take(enc, batches[step]), config=cfg,
-                                                           optimizer=opt)
+                        params, state, m = finetune_step(params, state, UT.take(enc, batches[step]))
+                        ms.append(m)
                         step += 1
                         bar.update(1)
+                    _check_steps(step - len(ms), ms)
                     ev = evaluator(params, split, trs, generate=True)
                     ev.pop("forget_truth_ratios")
                     points.append({"k": k, **{kk: ev[kk] for kk in ("forget_quality", "model_utility",
@@ -711,10 +685,10 @@ def tofu_metrics(tofu: dict, t) -> dict:
 
 
 def calibration_claim(tofu: dict, t, prefix: str = "T") -> dict:
-    split = "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
-    ref = f"{U.RETAIN_OF[split]}_s{t.retain_seeds[0]}"
+    split = _headline_split(t)
+    ref = _reference(t, split)
     fq_orig = tofu["evals"]["original"][split]["forget_quality"]
-    others = [n for n in tofu["evals"] if n.startswith(U.RETAIN_OF[split]) and n != ref]
+    others = [n for n in tofu["evals"] if n.startswith(tofu_data.RETAIN_OF[split]) and n != ref]
     fq_rr = tofu["evals"][others[0]][split]["forget_quality"] if others else None
     lo, hi = t.claims.calibration_low, t.claims.calibration_high
     holds = None if (fq_rr is None or not t.claims.decide) else (fq_orig < lo and fq_rr > hi)
@@ -742,7 +716,7 @@ def _at_lr(run: dict) -> str:
 
 
 def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim_id: str, paper: str) -> dict:
-    split = "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
+    split = _headline_split(t)
     runs = tofu["runs"][split]
     present = [m for m in losers if m in runs]
     if winner not in runs or not present:
@@ -766,7 +740,7 @@ def beats_claim(tofu: dict, t, winner: str, losers=("ga", "gd", "idk"), *, claim
 
 
 def ga_collapse_claim(tofu: dict, t, prefix: str = "T") -> dict:
-    split = "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
+    split = _headline_split(t)
     runs = tofu["runs"][split]
     frac = t.claims.collapse_frac
     text = (f"GA's model utility collapses on {split}: its MU after the last epoch is < {frac:g}×MU(fine-tuned)")
@@ -783,7 +757,7 @@ def ga_collapse_claim(tofu: dict, t, prefix: str = "T") -> dict:
 def compare_claim(tofu: dict, t, a: str, b: str, *, claim_id: str, paper: str) -> dict:
     """"a's FQ vs b's" (both at comparable MU): True if a's best FQ is higher by more than noise_log10 decades,
     False if lower by more than that, None within the noise."""
-    split = "forget10" if "forget10" in t.forget_splits else t.forget_splits[-1]
+    split = _headline_split(t)
     runs = tofu["runs"][split]
     noise = t.claims.noise_log10
     text = (f"On {split}, {METHOD_NAMES[a]} reaches a higher best FQ than {METHOD_NAMES[b]} (epochs with MU ≥ "
@@ -847,7 +821,7 @@ def tofu_plots(workdir: str, tofu: dict, *, prefix: str = "tofu") -> list[str]:
     files = []
     for split, runs in tofu["runs"].items():
         ev0 = tofu["evals"]["original"][split]
-        retain_names = [n for n in tofu["evals"] if n.startswith(U.RETAIN_OF[split])]
+        retain_names = [n for n in tofu["evals"] if n.startswith(tofu_data.RETAIN_OF[split])]
         fig, ax = plotting.figure(1, 1, figsize=(6.5, 4.8))
         colors = {}
         for method, run in runs.items():
@@ -954,7 +928,5 @@ def epoch_tables(results: dict) -> str:
 def readme_block(results: dict) -> str:
     """The npo / simnpo README block (`projects/<p>/readme.py: render`): the claims table, then the per-epoch
     FQ / MU tables of the same results.json."""
-    from harness.readme import claims_table  # here, not at the top: harness.readme imports the registry
-
     tables = epoch_tables(results)
     return claims_table(results) + ("\n\n" + tables if tables else "")

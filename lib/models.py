@@ -56,6 +56,9 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
                 return path
         raise hf_import.CheckpointError(f"model {given!r} is a file but not a GGUF file: expected a .gguf file or a "
                                         "Hugging Face checkpoint directory")
+    if os.sep in given or given.endswith(".gguf"):
+        raise hf_import.CheckpointError(f"model path {given!r} does not exist (expected a .gguf file or a Hugging Face "
+                                        f"checkpoint directory; known names: {', '.join(KNOWN_MODELS)})")
     raise hf_import.CheckpointError(f"model {given!r} is neither a known name ({', '.join(KNOWN_MODELS)}) nor an "
                                     "existing path (a .gguf file or a Hugging Face checkpoint directory)")
 

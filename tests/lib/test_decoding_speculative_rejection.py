@@ -155,56 +155,53 @@ def test_cost_counters_returned():
 
 
 def test_default_rank_pool_keeps_todays_schedule():
-    """The default pool ranks this round's rows only: with early EOS (id 3) the schedule and the choice are the
-    ones recorded before `rank_pool` existed, and the default is rank_pool="active"."""
+    """The default pool ranks this round's rows only: with early EOS (id 5) the schedule, the scores and the choice
+    are the ones the code gave before `rank_pool` existed, and the default is rank_pool="active"."""
     kw = dict(config=CFG, score_fn=toy_score, alpha=0.5, memory_slots=24 * 6, max_new_tokens=T, b_cap=24, tau_min=2,
-              bucket=8, eos_id=3)
+              bucket=8, eos_id=5)  # the shapes and EOS of test_reprefill_matches_gathered_kv: no new compilation
     res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), **kw)
-    assert [(r["batch"], r["end"], r["kept"]) for r in res["rounds"]] == [(24, 6, 12), (12, 12, 6), (2, 16, 1)]
+    assert [(r["batch"], r["end"], r["kept"]) for r in res["rounds"]] == [(24, 6, 12), (12, 12, 6), (4, 16, 2)]
     assert all(r["ranked"] == r["batch"] for r in res["rounds"])
-    assert res["chosen"] == 11 and res["chosen_score"] == pytest.approx(22.083333, abs=1e-5)
+    assert res["chosen"] == 11 and res["chosen_score"] == pytest.approx(22.083334, abs=1e-5)
     active = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), rank_pool="active", **kw)
     assert active["rounds"] == res["rounds"] and active["chosen"] == res["chosen"]
-    no_eos = {**kw, "eos_id": None}  # nothing finishes before the last round: the two pools coincide
-    a = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), **no_eos)
-    b = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), rank_pool="with_finished", **no_eos)
-    assert a["rounds"] == b["rounds"] and a["chosen"] == b["chosen"]
+    with pytest.raises(ValueError, match="rank_pool='official'"):
+        decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), rank_pool="official", **kw)
 
 
 def test_with_finished_pool_ranks_held_rows_again():
-    """The official code's pool: rows that finished (EOS id 7) and were kept are ranked again next round, count
-    toward n and take keep slots. With a scorer that puts every finished row above every partial one, the rows
-    finished in round 0 take |F0| of round 1's keep_count(n1 + |F0|) slots, so fewer unfinished rows survive than
-    with the default pool; complete rows score in reverse of their partials, so the crowded-out rows held the
-    default pool's choice."""
-    T2, eos = 20, 7
+    """The official code's pool: rows that finished (EOS) and were kept are ranked again next round, count toward n
+    and take keep slots. With a scorer that puts every finished row above every partial one, the rows finished in
+    round 0 (F0) take |F0| of round 1's keep_count(n1 + |F0|) slots, so fewer unfinished rows survive than with the
+    default pool; complete rows score in reverse of their partials, so the crowded-out row held the default
+    pool's choice. Until a finished row is held, the two pools agree."""
+    eos = 5
 
     def finished_first(tokens, mask, row_ids):
         partial = toy_score(tokens, mask, row_ids)  # < 29 (the vocabulary)
         fin = ((tokens[:, 4:] == eos) & (mask[:, 4:] > 0)).any(1)
-        if tokens.shape[1] - 4 >= T2:
+        if tokens.shape[1] - 4 >= T:
             return jnp.where(fin, 50.0 + partial, 100.0 - partial)
         return jnp.where(fin, 50.0, 0.0) + partial
 
-    kw = dict(config=CFG, score_fn=finished_first, alpha=0.5, memory_slots=24 * 6, max_new_tokens=T2, b_cap=24,
+    kw = dict(config=CFG, score_fn=finished_first, alpha=0.5, memory_slots=24 * 6, max_new_tokens=T, b_cap=24,
               tau_min=2, bucket=8, eos_id=eos)
-    act = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), **kw)
-    wf = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), rank_pool="with_finished", **kw)
-    assert act["rounds"][:1] == wf["rounds"][:1] and len(act["rounds"]) >= 3 and len(wf["rounds"]) >= 3
-    early = lambda res, r: [c for c in res["candidates"] if c["round"] == r and c["finished"] and c["length"] < T2]
-    f0 = early(act, 0)
+    act = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(0), **kw)
+    wf = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(0), rank_pool="with_finished", **kw)
+    assert act["rounds"][:1] == wf["rounds"][:1]  # nothing held yet
+    early = lambda r: [c for c in act["candidates"] if c["round"] == r and c["finished"] and c["length"] < T]
+    f0, new1 = early(0), len(early(1))
     assert f0 and not any(c.get("rejected") for c in f0)  # finished rows outrank partial ones: all kept
-    n1, new1 = act["rounds"][1]["batch"], len(early(act, 1))
+    assert not any(c.get("rejected") for c in wf["candidates"] if c["row_id"] in {x["row_id"] for x in f0})
+    n1 = act["rounds"][1]["batch"]
     assert wf["rounds"][1]["batch"] == n1 and act["rounds"][1]["ranked"] == n1
     assert wf["rounds"][1]["ranked"] == n1 + len(f0)
     assert wf["rounds"][1]["kept"] == decoding.keep_count(n1 + len(f0), 0.5)
-    assert act["rounds"][2]["batch"] == decoding.keep_count(n1, 0.5) - new1
-    assert wf["rounds"][2]["batch"] == decoding.keep_count(n1 + len(f0), 0.5) - len(f0) - new1
-    assert wf["rounds"][2]["batch"] < act["rounds"][2]["batch"]
-    assert act["chosen"] != wf["chosen"]
-    bon = np.asarray(decoding.generate(PARAMS, jnp.broadcast_to(PROMPT, (24, 4)), jnp.ones((24, 4), jnp.int32),
-                                       jax.random.key(3), config=CFG, max_new_tokens=T2, eos_id=eos)["tokens"])
-    for res in (act, wf):  # either way the choice is one of Best-of-b0's samples
-        np.testing.assert_array_equal(res["chosen_tokens"], bon[res["chosen"], :len(res["chosen_tokens"])])
-    with pytest.raises(ValueError, match="rank_pool='official'"):
-        decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), rank_pool="official", **kw)
+    next_batch = lambda res: res["rounds"][2]["batch"] if len(res["rounds"]) > 2 else 0
+    assert next_batch(act) == decoding.keep_count(n1, 0.5) - new1 > 0
+    assert next_batch(wf) == max(0, decoding.keep_count(n1 + len(f0), 0.5) - len(f0) - new1)
+    assert next_batch(wf) < next_batch(act) and act["chosen"] != wf["chosen"]
+    by_row = {c["row_id"]: c["tokens"] for c in act["candidates"]}
+    for c in wf["candidates"]:  # common random numbers: a row's tokens do not depend on the pool
+        m = min(len(c["tokens"]), len(by_row[c["row_id"]]))
+        np.testing.assert_array_equal(c["tokens"][:m], by_row[c["row_id"]][:m])

@@ -24,6 +24,12 @@ class RLTrainState(TrainState):
     target_params: Any = None
 
 
+def copy_tree(tree: Any) -> Any:
+    """Leafwise copies. Targets start as copies, not aliases, of the online params: a state whose two
+    fields share one buffer cannot be donated to jit ("attempt to donate the same buffer twice")."""
+    return jax.tree_util.tree_map(jnp.copy, tree)
+
+
 def polyak(target: Any, online: Any, *, tau: float | jax.Array) -> Any:
     """Target ← τ·online + (1 − τ)·target, leafwise. τ = 1 copies, τ = 0 keeps the target."""
     return optax.incremental_update(online, target, step_size=tau)
@@ -39,7 +45,7 @@ def init_critic(key: jax.Array, *, obs_dim: int, action_dim: int, hidden: Sequen
     """Critic ensemble `Critic(hidden, n_critics)` with Adam and target params equal to the online ones."""
     module = Critic(hidden=tuple(hidden), n_critics=n_critics)
     params = module.init(key, jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim)))
-    return RLTrainState.create(apply_fn=module.apply, params=params, target_params=params,
+    return RLTrainState.create(apply_fn=module.apply, params=params, target_params=copy_tree(params),
                                tx=optax.adam(learning_rate))
 
 

@@ -23,7 +23,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lib.rl.common import RLTrainState, bellman_target, critic_regression_step, init_critic, soft_update_target
+from lib.rl.common import (
+    RLTrainState,
+    bellman_target,
+    copy_tree,
+    critic_regression_step,
+    init_critic,
+    soft_update_target,
+)
 from lib.rl.networks import DeterministicActor
 from lib.rl.types import Transition
 
@@ -46,7 +53,7 @@ def init(key: jax.Array, *, obs_dim: int, action_dim: int, hidden: Sequence[int]
     k_actor, k_critic = jax.random.split(key)
     module = DeterministicActor(action_dim=action_dim, hidden=tuple(hidden))
     params = module.init(k_actor, jnp.zeros((1, obs_dim)))
-    actor = RLTrainState.create(apply_fn=module.apply, params=params, target_params=params,
+    actor = RLTrainState.create(apply_fn=module.apply, params=params, target_params=copy_tree(params),
                                 tx=optax.adam(actor_lr))
     critic = init_critic(k_critic, obs_dim=obs_dim, action_dim=action_dim, hidden=hidden, n_critics=n_critics,
                          learning_rate=critic_lr)

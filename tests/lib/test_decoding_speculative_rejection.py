@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib import decoding, transformer
+from lib import compute_cost, decoding, transformer
 
 CFG = transformer.TransformerConfig(vocab_size=29, d_model=16, n_layers=2, n_heads=2, max_len=64,
                                     positions="rotary", norm="rmsnorm", mlp="swiglu", tied_head=False)
@@ -115,13 +115,15 @@ def test_expected_best_of_matches_enumeration():
         decoding.expected_best_of(s, 9)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.5])
-def test_reprefill_matches_gathered_kv(alpha):
+# At α = 0 no row is rejected, so with the memory full every later round adds one token and re-prefills (a new
+# shape to compile each time). A budget of 24·10 slots starts at 6 new tokens: 4 rounds (24 → 17 → 16 → 16 rows,
+# buckets 24, 24, 16, 16) still cover rows finishing, dead bucket padding and a smaller bucket, with 3 re-prefills
+# instead of 10 at 24·6 (about half the time).
+@pytest.mark.parametrize("alpha,memory_slots", [(0.0, 24 * 10), (0.5, 24 * 6)])
+def test_reprefill_matches_gathered_kv(alpha, memory_slots):
     """The official code's re-prefill of survivors gives the same candidates as gathering their KV rows, and
     its extra prefills are logged (and priced by compute_cost.schedule_cost)."""
-    from lib import compute_cost
-
-    kw = dict(config=CFG, score_fn=toy_score, alpha=alpha, memory_slots=24 * 6, max_new_tokens=T, b_cap=24,
+    kw = dict(config=CFG, score_fn=toy_score, alpha=alpha, memory_slots=memory_slots, max_new_tokens=T, b_cap=24,
               tau_min=2, bucket=8, eos_id=5)
     a = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), **kw)
     b = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), reprefill=True, **kw)
@@ -140,8 +142,6 @@ def test_reprefill_matches_gathered_kv(alpha):
 def test_cost_counters_returned():
     """With `cost=`, the result carries FLOPs of the computed (bucketed) rows and the roofline time of the real
     rows, equal to pricing the returned logs by hand."""
-    from lib import compute_cost
-
     dims = compute_cost.ModelDims(params_nonemb=1e3, d_model=16, n_layers=2, vocab=29)
     res = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(3), config=CFG, score_fn=toy_score, alpha=0.5,
                                          memory_slots=20 * 6, max_new_tokens=T, b_cap=20, tau_min=2, bucket=8,

@@ -68,6 +68,8 @@ def spec_size(spec: Any) -> int:
 
 def unflatten(vec: np.ndarray, spec: Any) -> Any:
     """The tree of `flatten` rebuilt from `vec` `[n]`: new numpy arrays in the original shapes and dtypes."""
+    if vec.shape[0] != spec_size(spec):
+        raise ValueError(f"a vector of {vec.shape[0]} floats does not match this spec ({spec_size(spec)} floats)")
     pos = 0
 
     def build(node: Any) -> Any:
@@ -84,10 +86,7 @@ def unflatten(vec: np.ndarray, spec: Any) -> Any:
         pos += n
         return leaf
 
-    tree = build(spec)
-    if pos != vec.shape[0]:
-        raise ValueError(f"a vector of {vec.shape[0]} floats does not match this spec ({pos} floats)")
-    return tree
+    return build(spec)
 
 
 def policy_lag(*, learner_version: int, sampler_version: int) -> int:

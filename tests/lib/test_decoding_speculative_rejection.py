@@ -1,5 +1,7 @@
 """lib/decoding.speculative_rejection and the paper's metrics (improvement score, speedup)."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,8 +102,6 @@ def test_improvement_score_and_speedup():
 def test_expected_best_of_matches_enumeration():
     """Order-statistics Best-of-n equals the mean over every n-subset (enumerated), for scores and for other
     values read at the argmax."""
-    import itertools
-
     rng = np.random.default_rng(0)
     s, g = rng.normal(size=7), rng.normal(size=7)
     for n in (1, 3, 7):

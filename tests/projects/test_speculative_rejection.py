@@ -10,10 +10,10 @@ import pytest
 
 from configs.speculative_rejection import default, real_models
 from harness import validation
+from projects.reproduce import REGISTRY
 from projects.speculative_rejection import models, run, tkl
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
-from hf_fixtures import save_tiny  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))  # tests/lib/hf_fixtures.py
 
 EXPECTED = {"SR.speedup_alpha05_roofline", "SR.speedup_alpha05_flops", "SR.gold_win_alpha05",
             "SR.common_random_numbers", "SR.partial_final_correlation", "SR.bon_log_linear"}
@@ -80,8 +80,6 @@ def smoke(tmp_path_factory):
 def test_smoke_writes_every_claim_and_plot(smoke):
     """results.json has every claim (holds in {True, False, None}) and the four plots; the project is registered as
     built for projects.reproduce."""
-    from projects.reproduce import REGISTRY
-
     workdir, res = smoke
     on_disk = json.load(open(workdir / "results.json"))
     assert {c["id"] for c in on_disk["claims"]} == EXPECTED
@@ -139,6 +137,8 @@ def test_real_config_without_checkpoints_says_how_to_point_at_one():
 def test_real_checkpoints(tmp_path):
     """A tiny random GPT-2 generator and a tiny Llama reward model (scalar head) built by the test: the run
     writes its claims, chosen responses are Best-of-N samples, α=0 keeps every row."""
+    from hf_fixtures import save_tiny  # here, not at the top: it needs torch + transformers (skips without them)
+
     save_tiny("gpt2", tmp_path / "gen")
     save_tiny("llama", tmp_path / "rm", reward=True)
     c = real_models.get_config("smoke")

@@ -1,8 +1,10 @@
 """two_hop: the generator's bookkeeping, the smoke run, resume, and clear config errors."""
 
 import json
+import pathlib
 import re
 import shutil
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import pytest
 
 from configs.two_hop import default
 from harness import validation
-from projects.two_hop import claims, data, train
+from projects.two_hop import claims, data, llm, train
 
 
 def test_generator_bookkeeping_and_structure():
@@ -98,14 +100,11 @@ def test_llm_side_on_a_tiny_checkpoint(tmp_path, smoke_run):
     its fine-tuning loss falls, and both LLM claims are decided (not skipped). It runs after the shared smoke
     run's training (a copy of its workdir, so the finished training is resumed, not repeated)."""
     pytest.importorskip("transformers")
-    import sys
-
+    # optional test dependencies (tokenizers, torch + transformers behind hf_fixtures): imported only here
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "lib"))
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "lib"))
     from hf_fixtures import save_tiny
-
-    from projects.two_hop import llm
 
     ckpt = tmp_path / "ckpt"
     save_tiny("llama_gqa", ckpt)

@@ -47,17 +47,19 @@ def test_damaged_results_file_reads_as_missing(tmp_path):
 
 
 def test_reproduce_smoke_end_to_end(tmp_path):
-    """`python -m projects.reproduce --preset smoke --only ltb_icl` runs and writes runs/report.md."""
+    """`python -m projects.reproduce --preset smoke --only nonreactive_exploration` (the quickest smoke run) runs
+    and writes runs/report.md."""
     env = dict(os.environ, PYTHONPATH=ROOT, REPROJAX_PROGRESS="0")
-    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "smoke", "--only", "ltb_icl",
+    p = "nonreactive_exploration"
+    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "smoke", "--only", p,
                           "--runs_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()
-    assert "| ltb_icl | ran |" in report
-    assert "![training_curves.png](ltb_icl/training_curves.png)" in report
-    assert (tmp_path / "ltb_icl" / "results.json").exists()
+    assert f"| {p} | ran |" in report
+    assert f"![local_coverage.png]({p}/local_coverage.png)" in report
+    assert (tmp_path / p / "results.json").exists()
     # the same runs dir with another preset: the child refuses in one line, and the report says how to go on
-    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "quick", "--only", "ltb_icl",
+    out = subprocess.run([sys.executable, "-m", "projects.reproduce", "--preset", "quick", "--only", p,
                           "--runs_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 1
     report = (tmp_path / "report.md").read_text()

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from lib.rl.types import SharedSegment
+
 _HEADER_SLOTS = 4
 _SEQ, _VERSION, _SIZE = range(3)
 
@@ -97,7 +99,7 @@ def policy_lag(*, learner_version: int, sampler_version: int) -> int:
 # ----------------------------------------------------------------------------------------------- seqlock
 
 
-class ParamSync:
+class ParamSync(SharedSegment):
     """One float32 parameter vector in shared memory behind a seqlock; create with `ParamSync.create`."""
 
     def __init__(self, shm: shared_memory.SharedMemory, *, spec: Any, owner: bool):
@@ -133,28 +135,8 @@ class ParamSync:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(shared_memory.SharedMemory(name=state["name"], create=False), spec=state["spec"], owner=False)
 
-    def close(self) -> None:
-        """Unmaps this process's view (idempotent)."""
+    def _drop_views(self) -> None:
         self._header = self._data = None
-        self._shm.close()
-
-    def unlink(self) -> None:
-        """Removes the segment from /dev/shm (owner only; idempotent)."""
-        if self.owner:
-            self.owner = False
-            try:
-                self._shm.unlink()
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> ParamSync:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self.unlink()
-        finally:
-            self.close()
 
     # ------------------------------------------------------------------------------------------- writer
 

@@ -37,13 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from lib.rl.types import Transition, row_width
+from lib.rl.types import SharedSegment, Transition, row_width
 
 _HEADER_SLOTS = 8
 _COUNT, _CAPACITY, _OBS_DIM, _ACTION_DIM, _WIDTH = range(5)
 
 
-class SharedReplay:
+class SharedReplay(SharedSegment):
     """Shared-memory transition ring; create with `SharedReplay.create`, pass to `spawn` children as an argument."""
 
     def __init__(self, shm: shared_memory.SharedMemory, *, capacity: int, obs_dim: int, action_dim: int,
@@ -89,29 +89,13 @@ class SharedReplay:
         self.__init__(shm, capacity=state["capacity"], obs_dim=state["obs_dim"], action_dim=state["action_dim"],
                       lock=state["lock"], owner=False)
 
-    def close(self) -> None:
-        """Unmaps this process's view (idempotent). The arrays are dropped first: the mapping refuses to close
-        while numpy views still export its buffer."""
+    def _drop_views(self) -> None:
         self._header = self._stamps = self._rows = None
-        self._shm.close()
-
-    def unlink(self) -> None:
-        """Removes the segment from /dev/shm (owner only; idempotent). Mapped views stay valid until closed."""
-        if self.owner:
-            self.owner = False
-            try:
-                self._shm.unlink()
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> SharedReplay:
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            self.unlink()
+            super().__exit__(*exc)
         finally:
-            self.close()
             self._lock = None  # lets the lock's named semaphore be finalised (unlinked) with it
 
     # ------------------------------------------------------------------------------------------- writing

@@ -82,7 +82,7 @@ class GGUFFile:
 
 def _value(field) -> Any:
     """A metadata field's value from its raw parts (works across `gguf` versions)."""
-    from gguf import GGUFValueType
+    from gguf import GGUFValueType  # optional extra (llm): imported only when a GGUF file is read
 
     def one(part, kind):
         if kind == GGUFValueType.STRING:
@@ -97,7 +97,7 @@ def _value(field) -> Any:
 
 def open_gguf(path: str | os.PathLike) -> GGUFFile:
     """Parses the header, metadata and tensor table of a GGUF file (tensor data stays memory-mapped)."""
-    from gguf import GGUFReader
+    from gguf import GGUFReader  # optional extra (llm): imported only when a GGUF file is read
 
     path = os.path.expanduser(os.fspath(path))
     if not os.path.exists(path):
@@ -224,7 +224,7 @@ def _hf_name(name: str) -> str:
 
 
 def _dequantize(f: GGUFFile, t) -> np.ndarray:
-    from gguf.quants import dequantize
+    from gguf.quants import dequantize  # optional extra (llm)
 
     try:
         w = np.asarray(dequantize(np.asarray(t.data), t.tensor_type), np.float32)  # plain view: no memmap overhead
@@ -277,7 +277,7 @@ def load_model(source: str | os.PathLike | GGUFFile, *, dtype=None) -> hf_import
 
 
 def _pre_tokenizer(kind: str):
-    from tokenizers import pre_tokenizers
+    from tokenizers import pre_tokenizers  # optional extra (llm)
 
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if kind in ("smollm", "starcoder", "refact"):
@@ -289,7 +289,7 @@ def load_tokenizer(source: str | os.PathLike | GGUFFile):
     """A `tokenizers.Tokenizer` from the file's `tokenizer.ggml.*` metadata: byte-level BPE with its vocabulary
     and merges, control tokens (type 3, e.g. `<|im_start|>`) as special tokens, user-defined ones (type 4) as
     added tokens, BOS/EOS added only where `tokenizer.ggml.add_bos_token`/`add_eos_token` say so."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, processors
+    from tokenizers import AddedToken, Tokenizer, decoders, models, processors  # optional extra (llm)
 
     f = _open(source)
     kind = f.require("tokenizer.ggml.model")

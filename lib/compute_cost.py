@@ -85,7 +85,7 @@ def roofline_pass_seconds(hw: Roofline, *, batch: int, length: int, reward_model
 
 def schedule_cost(rounds: list[dict], rm_calls: list[dict], *, prompt_len: int, gen: ModelDims, rm: ModelDims,
                   hw: Roofline = Roofline(), length_scale: float = 1.0, batch_scale: float = 1.0,
-                  initial_batch: int | None = None, prefills: list[dict] = ()) -> dict:
+                  initial_batch: int | None = None, prefills: list[dict] = (), scale_prompt: bool = True) -> dict:
     """Total cost of a logged schedule.
 
     `rounds`: [{"bucket" (rows computed), "start", "end"}] (lengths include the prompt, as
@@ -93,31 +93,34 @@ def schedule_cost(rounds: list[dict], rm_calls: list[dict], *, prompt_len: int, 
     rows are prefilled over the prompt; `prefills` [{"n", "length"}] are later generator prefills
     (re-prefilling survivors, as the official Speculative Rejection code does). `length_scale` and
     `batch_scale` map a small experiment's lengths and rows to the simulated accelerator's (FLOPs are not
-    scaled). Returns {"flops", "roofline_seconds"}."""
-    sc = dict(length_scale=length_scale, batch_scale=batch_scale)
+    scaled). `scale_prompt=False` scales only the new tokens (a length ℓ maps to P + (ℓ − P)·length_scale), for
+    prompts already of the paper's size. Returns {"flops", "roofline_seconds"}."""
+    sc = dict(length_scale=length_scale if scale_prompt else 1.0, batch_scale=batch_scale)
+    L = (lambda x: x) if scale_prompt else (lambda x: prompt_len + (x - prompt_len) * length_scale)
     b0 = initial_batch if initial_batch is not None else rounds[0]["bucket"]
     flops = prefill_flops(gen, batch=b0, length=prompt_len)
-    sim = roofline_pass_seconds(hw, batch=b0, length=prompt_len, reward_model=False, **sc)
+    sim = roofline_pass_seconds(hw, batch=b0, length=L(prompt_len), reward_model=False, **sc)
     for r in rounds:
         flops += decode_flops(gen, batch=r["bucket"], start=r["start"], end=r["end"])
-        sim += roofline_decode_seconds(hw, batch=r["bucket"], start=r["start"], end=r["end"], **sc)
+        sim += roofline_decode_seconds(hw, batch=r["bucket"], start=L(r["start"]), end=L(r["end"]), **sc)
     for c in prefills:
         flops += prefill_flops(gen, batch=c["n"], length=c["length"])
-        sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=False, **sc)
+        sim += roofline_pass_seconds(hw, batch=c["n"], length=L(c["length"]), reward_model=False, **sc)
     for c in rm_calls:
         flops += prefill_flops(rm, batch=c["n"], length=c["length"])
-        sim += roofline_pass_seconds(hw, batch=c["n"], length=c["length"], reward_model=True, **sc)
+        sim += roofline_pass_seconds(hw, batch=c["n"], length=L(c["length"]), reward_model=True, **sc)
     return {"flops": flops, "roofline_seconds": sim}
 
 
 def best_of_n_cost(n: int, *, device_batch: int, prompt_len: int, max_new_tokens: int, gen: ModelDims,
                    rm: ModelDims, hw: Roofline = Roofline(), length_scale: float = 1.0,
-                   batch_scale: float = 1.0) -> dict:
+                   batch_scale: float = 1.0, scale_prompt: bool = True) -> dict:
     """Best-of-N as the paper runs it: n / device_batch devices, each decoding `device_batch` rows for
     `max_new_tokens` steps (pass the device's longest response: generation stops when every row has
     finished) and scoring them once. Device-seconds add up (relative compute = time × devices)."""
     devices = n / device_batch
     one = schedule_cost([{"bucket": device_batch, "start": prompt_len, "end": prompt_len + max_new_tokens}],
                         [{"n": device_batch, "length": prompt_len + max_new_tokens}], prompt_len=prompt_len,
-                        gen=gen, rm=rm, hw=hw, length_scale=length_scale, batch_scale=batch_scale)
+                        gen=gen, rm=rm, hw=hw, length_scale=length_scale, batch_scale=batch_scale,
+                        scale_prompt=scale_prompt)
     return {k: v * devices for k, v in one.items()}

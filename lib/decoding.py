@@ -187,7 +187,8 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
                           alpha: float, memory_slots: int, max_new_tokens: int, b_cap: int, tau_min: int = 8,
                           bucket: int = 8, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                           eos_id: int | None = None, pad_id: int = 0, reprefill: bool = False,
-                          rank_pool: str = "active", cost: dict | None = None) -> dict:
+                          rank_pool: str = "active", cost: dict | None = None, prompt_mask=None,
+                          prompt_kv_shared: bool = False) -> dict:
     """Speculative Rejection (Sun et al., NeurIPS 2024) for one prompt `[P]`.
 
     Start with b0 = min(b_cap, ⌊M/(P+τ_min)⌋) rows; generate until the KV memory budget M (token slots) is
@@ -216,6 +217,11 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     caches are dropped and prompt + response so far is prefilled again (logged in "prefills"; same samples up
     to floating-point differences between a prefilled and an incrementally written cache).
 
+    prompt_mask: optional `[P]`, 1 on real tokens of a left-padded prompt (prompts padded to one length share
+    one compilation); lengths in the log, the budget and the costs count real tokens only.
+    prompt_kv_shared: the budget M counts response tokens only (the rows share the prompt's KV, as a prefix cache
+    does): b0 = min(b_cap, ⌊M/τ_min⌋), decision token ⌊M/b⌋ new tokens. Default False: every row holds its prompt.
+
     cost: optional keyword arguments of `lib.compute_cost.schedule_cost` (gen=, rm= ModelDims; hw=, length_scale=,
     batch_scale=): the result then carries "flops" (bucketed rows, as computed) and "roofline_seconds" (real rows, as
     a simulated accelerator would run them).
@@ -232,14 +238,18 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
         raise ValueError(f"rank_pool={rank_pool!r} is invalid: expected one of {list(RANK_POOLS)}")
     prompt_ids = jnp.asarray(prompt_ids, jnp.int32).reshape(-1)
     P, T = prompt_ids.shape[0], max_new_tokens
-    b0 = min(b_cap, memory_slots // (P + tau_min))
+    pmask = np.ones(P, np.int32) if prompt_mask is None else np.asarray(prompt_mask, np.int32).reshape(P)
+    Lp = int(pmask.sum())  # real prompt tokens
+    held_prompt = 0 if prompt_kv_shared else Lp  # KV slots a row's prompt takes from the budget
+    b0 = min(b_cap, memory_slots // (held_prompt + tau_min))
     if b0 < 1:
-        raise ValueError(f"memory_slots={memory_slots} cannot hold one row of {P + tau_min} tokens")
+        raise ValueError(f"memory_slots={memory_slots} cannot hold one row of {held_prompt + tau_min} tokens")
     kw = dict(config=config, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id, pad_id=pad_id)
     bb = round_up(b0, bucket)
     rows = np.concatenate([np.arange(b0), np.full(bb - b0, b0 - 1)])
-    state = _prefill_jit(params, jnp.broadcast_to(prompt_ids, (bb, P)), jnp.ones((bb, P), jnp.int32),
-                         config=config, max_new_tokens=T, pad_id=pad_id, row_ids=jnp.asarray(rows))
+    state = _prefill_jit(params, jnp.broadcast_to(prompt_ids, (bb, P)),
+                         jnp.broadcast_to(jnp.asarray(pmask), (bb, P)), config=config, max_new_tokens=T,
+                         pad_id=pad_id, row_ids=jnp.asarray(rows))
     state["done"] = state["done"] | jnp.asarray(np.arange(bb) >= b0)
     active = np.arange(b0)  # row ids of the real rows, in state order (first len(active) slots)
     candidates, rounds, rm_calls, prefills = {}, [], [], []
@@ -248,7 +258,7 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
     offset, history = 0, np.zeros((b0, 0), np.int32)  # new tokens baked into the state's prompt (re-prefill)
     while True:
         n = len(active)
-        target = min(T, memory_slots // n - P)
+        target = min(T, memory_slots // n - held_prompt)
         target = max(target, tau_min if first else cur + 1)
         target = min(max(target, cur + 1), T)
         start = cur
@@ -259,8 +269,9 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
         done = np.asarray(state["done"][:n])
         seq = np.concatenate([np.broadcast_to(np.asarray(prompt_ids), (n, P)), tokens], axis=1)
         mask = (np.arange(P + cur)[None, :] < (P + lengths)[:, None]).astype(np.int32)
+        mask[:, :P] = pmask
         scores = np.asarray(score_fn(jnp.asarray(seq), jnp.asarray(mask), jnp.asarray(active)), np.float64)
-        rm_calls.append({"n": n, "length": P + cur})
+        rm_calls.append({"n": n, "length": Lp + cur})
         for j, rid in enumerate(active):
             candidates[int(rid)] = {"row_id": int(rid), "tokens": tokens[j, :lengths[j]], "length": int(lengths[j]),
                                     "score": float(scores[j]), "finished": bool(done[j]) or cur >= T,
@@ -270,7 +281,7 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
         ranked += [(candidates[r]["score"], r, None) for r in held]
         ranked.sort(key=lambda x: (-x[0], x[1]))
         kept = ranked[:keep_count(len(ranked), alpha)]
-        rounds.append({"batch": n, "bucket": int(state["done"].shape[0]), "start": P + start, "end": P + cur,
+        rounds.append({"batch": n, "bucket": int(state["done"].shape[0]), "start": Lp + start, "end": Lp + cur,
                        "kept": len(kept), "ranked": len(ranked)})
         for _, rid, j in ranked[len(kept):]:
             if j is not None:  # a held finished row that falls out stays a candidate (as the official code)
@@ -287,10 +298,11 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
         if reprefill:
             history = tokens[idx]
             ids = np.concatenate([np.broadcast_to(np.asarray(prompt_ids), (bb, P)), history], axis=1)
-            state = _prefill_jit(params, jnp.asarray(ids), jnp.ones(ids.shape, jnp.int32), config=config,
+            ids_mask = np.concatenate([np.broadcast_to(pmask, (bb, P)), np.ones(history.shape, np.int32)], axis=1)
+            state = _prefill_jit(params, jnp.asarray(ids), jnp.asarray(ids_mask), config=config,
                                  max_new_tokens=T - cur, pad_id=pad_id, row_ids=jnp.asarray(active[idx]))
             state["done"] = state["done"] | jnp.asarray(dead)
-            prefills.append({"n": len(survivors), "length": P + cur})
+            prefills.append({"n": len(survivors), "length": Lp + cur})
             offset = cur
         else:
             state = _gather_jit(state, jnp.asarray(idx), dead=jnp.asarray(dead))
@@ -301,7 +313,7 @@ def speculative_rejection(params: dict, prompt_ids, key: jax.Array, *, config: T
            "chosen_tokens": chosen["tokens"], "chosen_score": chosen["score"], "b0": b0, "rounds": rounds,
            "rm_calls": rm_calls, "prefills": prefills, "wall_seconds": time.perf_counter() - t0}
     if cost is not None:
-        kw = dict(cost, prompt_len=P, prefills=prefills)
+        kw = dict(cost, prompt_len=Lp, prefills=prefills)
         scale = {k: kw.pop(k) for k in ("length_scale", "batch_scale") if k in kw}
         out["flops"] = compute_cost.schedule_cost(rounds, rm_calls, initial_batch=rounds[0]["bucket"], **kw)["flops"]
         real = [{**r, "bucket": r["batch"]} for r in rounds]

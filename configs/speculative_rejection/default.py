@@ -65,6 +65,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # real checkpoints instead of the synthetic models (configs/speculative_rejection/real_models.py)
     c.real = ml_collections.ConfigDict(dict(enabled=False, generator_dir="", reward_dir="", prompts_file="",
                                             num_prompts=8, max_prompt_tokens=16))
+    # the generator scored by its own −perplexity (configs/speculative_rejection/self_reward.py)
+    c.self_reward = ml_collections.ConfigDict(dict(
+        enabled=False, model="", prompts_file="", num_prompts=12, max_prompt_tokens=64,
+        prompt_kv_shared=True,  # the budget M counts response tokens (rows share the prompt's KV)
+        score_chunk=8, length_bucket=16))  # rows per scoring call, scored lengths padded to a multiple of this
 
     if preset == "quick":
         c.generator.update(dict(d_model=64))

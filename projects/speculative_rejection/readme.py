@@ -14,6 +14,8 @@ def _f(x, fmt="{:.2f}") -> str:
 
 def render(results: dict) -> str:
     m = results["metrics"]
+    if f"bon/N{m['device_batch']}/ppl" in m:  # the self-reward experiment (self_reward.py)
+        return render_self_reward(results)
     n0, mult = m["device_batch"], m["bon/multiples"]
     lines = [claims_table(results), "",
              f"{m['num_prompts']} prompts, N0 = {n0}, T_max = {m['max_new_tokens']}, memory budget M = "
@@ -44,4 +46,37 @@ def render(results: dict) -> str:
                            ("pearson_gold", "Pearson, gold(prefix) vs gold(final)"),
                            ("pearson_rm_gold", "Pearson, RM(prefix) vs gold(final)")):
             lines.append(f"| {label} | " + " | ".join(_f(m[f'corr/tau{t}/{key}']) for t in taus) + " |")
+    return "\n".join(lines)
+
+
+def render_self_reward(results: dict) -> str:
+    """The self-reward block: perplexity of the selected response, improvement score, relative compute and
+    speedup under the three cost models, the paper's figures beside ours."""
+    m = results["metrics"]
+    n0, mult = m["device_batch"], m["bon/multiples"]
+    alphas = sorted({float(k.split("/")[1]) for k in m if k.startswith("spr/") and k.endswith("/ppl")})
+    lines = [claims_table(results), "",
+             f"Generator and reward: the same model ({m['gen_params']:,} parameters, {m['n_layers']} layers, width "
+             f"{m['d_model']}), reward = −perplexity of prompt + response. {m['num_prompts']} prompts (chat template, "
+             f"{m['prompt_tokens_mean']:.1f} tokens on average), N0 = {n0}, T_max = {m['max_new_tokens']} new tokens "
+             f"({100 * m['eos_rate']:.0f} % of samples end with EOS before it; mean length {m['mean_length']:.1f}). "
+             f"Run time {m['total_seconds']:.0f} s; CPU wall times from {m['wall_prompts']} prompts.", "",
+             "| method | perplexity of the selected response (paper) | improvement score | rel. compute: roofline / "
+             "FLOPs / wall | speedup at equal score: roofline / FLOPs / wall |", "|---|---|---|---|---|"]
+    for k in mult:
+        p = f"bon/N{n0 * k}"
+        paper = " (Bo120: 2.407)" if k == 1 else ""
+        lines.append(f"| Best-of-{n0 * k} | {m[f'{p}/ppl']:.3f}{paper} | {m[f'{p}/score']:.1f} | {k} / {k} / {k} | "
+                     "1 |")
+    for a in alphas:
+        p = f"spr/{a:g}"
+        paper = " (1.554)" if abs(a - 0.5) < 1e-9 else ""
+        sp_paper = " (paper: 39.9× on average)" if abs(a - 0.5) < 1e-9 else ""
+        rel = " / ".join(_f(m.get(f"{p}/rel_{c}")) for c in ("roofline", "flops", "wall"))
+        sp = " / ".join(_f(m.get(f"{p}/speedup_{c}"), "{:.1f}×") for c in ("roofline", "flops", "wall"))
+        lines.append(f"| SpR α={a:g} (b0 = {m[f'{p}/b0']:.0f}, {m[f'{p}/rounds']:.1f} rounds; prompt 0: batches "
+                     f"{m[f'{p}/batches_prompt0']}, decisions at {m[f'{p}/decision_tokens_prompt0']} new tokens) | "
+                     f"{m[f'{p}/ppl']:.3f}{paper} | {m[f'{p}/score']:.1f} | {rel} | {sp}{sp_paper} |")
+    lines += ["", f"A random sample's perplexity: {m['bon/ppl_mean_sample']:.3f}. Best-of-N for every N is the exact "
+              f"expectation over N-subsets of {n0 * mult[-1]} samples per prompt."]
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from harness import outputs, validation
 from lib import compute_cost, decoding, transformer
 from lib.metrics import read_json, read_jsonl, write_json_atomic
 from projects.speculative_rejection import claims as claims_lib
-from projects.speculative_rejection import evaluation, models, plots, real, tkl
+from projects.speculative_rejection import evaluation, models, plots, real, self_reward, tkl
 
 
 def validate(config) -> None:
@@ -82,12 +82,16 @@ def validate(config) -> None:
     v.require_float(config, "experiment.temperature", min_value=0.0, strict=True)
     real_mode = config.real.enabled
     v.require(isinstance(real_mode, bool), "real.enabled", real_mode, "True or False")
-    v.require_int(config, "experiment.top_k", min_value=0, max_value=None if real_mode else tkl.VOCAB)  # 0 = off
+    self_mode = config.self_reward.enabled
+    v.require(isinstance(self_mode, bool), "self_reward.enabled", self_mode, "True or False")
+    v.require(not (real_mode and self_mode), "self_reward.enabled", self_mode, "False when real.enabled=True")
+    v.require_int(config, "experiment.top_k", min_value=0,
+                  max_value=None if real_mode or self_mode else tkl.VOCAB)  # 0 = off
     v.require_int(config, "experiment.wall_prompts", min_value=0)
     v.require_int(config, "experiment.correlation_prompts", min_value=0)
     v.require_sequence(config, "experiment.correlation_taus", item_ok=lambda t: isinstance(t, int) and 1 <= t <= T,
                        item_desc=f"integers in [1, max_new_tokens={T}]")
-    b0 = b0_of(config)
+    b0 = self_reward.b0_bound(config) if self_mode else b0_of(config)
     v.require(b0 <= n0 * mult[-1], "experiment.bon_multiples", mult,
               f"a largest N = N0·k of at least Speculative Rejection's b0 = {b0}, so its samples are "
               "Best-of-N's (common random numbers)")
@@ -98,6 +102,8 @@ def validate(config) -> None:
         v.require_float(config, f"cost.{f}", min_value=0.0, strict=f in ("bandwidth", "flops_per_s"))
     if real_mode:
         real.validate(config)
+    if self_mode:
+        self_reward.validate(config)
 
 
 def memory_slots(config) -> int:
@@ -321,6 +327,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     os.makedirs(workdir, exist_ok=True)
     t_start = time.perf_counter()
+    if config.self_reward.enabled:
+        metrics = self_reward.run(config, workdir)
+        metrics["total_seconds"] = time.perf_counter() - t_start
+        names = ["score_vs_compute.png"]
+        plots.score_vs_compute(metrics, config, os.path.join(workdir, names[0]))
+        return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset,
+                                    seeds=[config.seed], metrics=metrics,
+                                    claims=claims_lib.self_reward_claims(metrics, config), plots=names)
     if config.real.enabled:
         metrics = real.run(config, workdir)
         metrics["total_seconds"] = time.perf_counter() - t_start

@@ -33,3 +33,14 @@ def test_schedule_cost_and_best_of_n_scaling():
     four = cc.best_of_n_cost(64, device_batch=16, max_new_tokens=20, **kw)
     assert four["flops"] == pytest.approx(4 * one["flops"])
     assert four["roofline_seconds"] == pytest.approx(4 * one["roofline_seconds"])
+
+
+def test_roofline_scale_prompt_false_scales_new_tokens_only():
+    """scale_prompt=False maps a length ℓ to P + (ℓ − P)·s; FLOPs are unchanged."""
+    g = cc.ModelDims(1e6, 64, 2, 100)
+    rounds, rm = [{"bucket": 4, "start": 10, "end": 20}], [{"n": 4, "length": 20}]
+    a = cc.schedule_cost(rounds, rm, prompt_len=10, gen=g, rm=g, length_scale=8, scale_prompt=False)
+    b = cc.schedule_cost([{"bucket": 4, "start": 10, "end": 90}], [{"n": 4, "length": 90}], prompt_len=10,
+                                   gen=g, rm=g)
+    assert a["roofline_seconds"] == pytest.approx(b["roofline_seconds"])
+    assert a["flops"] == cc.schedule_cost(rounds, rm, prompt_len=10, gen=g, rm=g)["flops"]

@@ -205,3 +205,28 @@ def test_with_finished_pool_ranks_held_rows_again():
     for c in wf["candidates"]:  # common random numbers: a row's tokens do not depend on the pool
         m = min(len(c["tokens"]), len(by_row[c["row_id"]]))
         np.testing.assert_array_equal(c["tokens"][:m], by_row[c["row_id"]][:m])
+
+
+def test_left_padded_prompt_and_shared_prompt_kv():
+    """A left-padded prompt (`prompt_mask`) gives the unpadded prompt's candidates, schedule and costs, with the
+    scorer's mask 0 on the padding; `prompt_kv_shared` leaves the prompt out of the budget (b0 = ⌊M/τ_min⌋,
+    decision tokens ⌊M/b⌋ new tokens)."""
+    kw = dict(config=CFG, alpha=0.5, memory_slots=10 * (4 + 8), max_new_tokens=T, b_cap=64, bucket=4,
+              cost=dict(gen=compute_cost.ModelDims(1e3, 16, 2, 29), rm=compute_cost.ModelDims(1e3, 16, 2, 29)))
+    seen = []
+
+    def score(tokens, mask, row_ids):  # depends on the row only, so both runs rank alike
+        seen.append(np.asarray(mask))
+        return jnp.asarray(np.asarray(row_ids) % 7, jnp.float32)
+
+    ref = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(5), score_fn=score, **kw)
+    padded = jnp.concatenate([jnp.zeros(3, jnp.int32), PROMPT])
+    pm = np.array([0, 0, 0, 1, 1, 1, 1])
+    res = decoding.speculative_rejection(PARAMS, padded, jax.random.key(5), score_fn=score, prompt_mask=pm, **kw)
+    assert res["rounds"] == ref["rounds"] and res["chosen"] == ref["chosen"] and res["flops"] == ref["flops"]
+    for a, b in zip(ref["candidates"], res["candidates"], strict=True):
+        np.testing.assert_array_equal(a["tokens"], b["tokens"])
+    assert (seen[-1][:, :3] == 0).all() and (seen[-1][:, 3:7] == 1).all()
+    shared = decoding.speculative_rejection(PARAMS, PROMPT, jax.random.key(5), score_fn=score,
+                                            prompt_kv_shared=True, **{**kw, "memory_slots": 80})
+    assert shared["b0"] == 80 // 8 and shared["rounds"][0]["end"] - 4 == 80 // 10  # held prompts: b0 = 80 // 12

@@ -27,7 +27,7 @@ REGISTRY: tuple[Project, ...] = (
             built=True),
     Project("autoprm", "AutoPRM: question decomposition and RL on sub-question solvers"),
     Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine"),
-    Project("nes", "Neural Explicit Surface: pose-dependent 2D maps, rasterized"),
+    Project("nes", "Neural Explicit Surface vs a volumetric baseline (Zhang, Chen, Wang; ACM MM 2023)", built=True),
 )
 
 if __name__ == "__main__":

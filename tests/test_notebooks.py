@@ -16,8 +16,13 @@ def test_there_are_notebooks():
     assert any(p.endswith("ltb_icl.ipynb") for p in NOTEBOOKS)
 
 
+# notebooks whose smoke run is over a minute on 2 cores run with `-m slow` (the default run's budget is 10 min)
+SLOW = {"nes.ipynb"}
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if os.path.basename(p) in SLOW else p
+                                  for p in NOTEBOOKS], ids=[os.path.basename(p) for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     """Executes the notebook (smoke preset, outputs in a temporary workdir); any cell error fails."""
     monkeypatch.setenv("REPROJAX_NOTEBOOK_PRESET", "smoke")

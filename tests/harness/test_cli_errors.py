@@ -24,6 +24,7 @@ BOUNDED = {  # project -> (field, out-of-range value): fields with an upper boun
     "speculative_rejection": [("experiment.alphas", "(0.5, 1.5)")],
     "trust": [("delta", "1.5"), ("delta", "0.0")],
     "nonreactive_exploration": [("design.beta", "-1.0")],
+    "nes": [("data.resolution", "0"), ("data.resolution", "1024"), ("train.fg_fraction", "1.5")],
 }
 
 

@@ -104,8 +104,8 @@ def get(config, field: str) -> Any:
 def require_pretrained(config, field: str, *, head: str = "lm", optional: bool = False) -> str:
     """A pretrained model that `lib/models.resolve_model` accepts, checked before anything runs: a known name (the
     package that ships it installed), a `.gguf` file, or a Hugging Face checkpoint directory holding config.json
-    of a supported architecture with the given `head` ("lm" or "reward") and tokenizer.json; the Python packages
-    that read it installed. `optional=True` also accepts "" (unset). Returns the value."""
+    of a supported architecture with the given `head` ("lm", or "scalar" for a reward model) and tokenizer.json;
+    the Python packages that read it installed. `optional=True` also accepts "" (unset). Returns the value."""
     import importlib.util
 
     # lib.models pulls in JAX; harness.cli imports this module and must stay light, so the import waits until here
@@ -137,6 +137,6 @@ def require_pretrained(config, field: str, *, head: str = "lm", optional: bool =
         found = hf_import.transformer_config(read_json(os.path.join(path, "config.json"))).head
     except hf_import.CheckpointError as e:
         raise ConfigError(f"config.{field}={value!r} is invalid: {e}") from None
-    kind = {"lm": "a causal language model", "reward": "a reward model (a scalar head)"}
+    kind = {"lm": "a causal language model", "scalar": "a reward model"}
     require(found == head, field, value, f"{kind.get(head, head)}, not {kind.get(found, found)}")
     return value

@@ -29,3 +29,13 @@ def mean_ci(x, *, confidence: float = 0.95) -> tuple[float, float]:
 def round_up(n: int, multiple: int) -> int:
     """The smallest multiple of `multiple` that is >= n."""
     return -(-int(n) // int(multiple)) * int(multiple)
+
+
+def seed_keys(seed: int, count: int, start: int = 0):
+    """The codebase's per-seed keys: `fold_in(key(seed), s)` for s in [start, start + count), stacked `[count]`, so
+    seed s gets the same key whether it runs alone, in a vmapped batch of seeds or in a later batch."""
+    import jax  # here so that importing the statistics helpers does not start JAX
+    import jax.numpy as jnp
+
+    root = jax.random.key(seed)
+    return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(start, start + count))

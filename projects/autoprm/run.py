@@ -21,7 +21,7 @@ import optax
 
 from harness import outputs, validation
 from lib import arith_domain as ad
-from lib import decoding, losses, transformer
+from lib import decoding, losses, stats, transformer
 from lib.checkpoint import Checkpointer
 from lib.metrics import MetricWriter, check_finite, progress
 from projects.autoprm import claims as claims_lib
@@ -90,8 +90,7 @@ def optimizer(config):
 
 
 def seed_keys(config) -> jax.Array:
-    root = jax.random.key(config.seed)
-    return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(config.num_seeds))
+    return stats.seed_keys(config.seed, config.num_seeds)
 
 
 def create_train_state(config, mc: transformer.TransformerConfig) -> dict:

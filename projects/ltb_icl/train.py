@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 from harness import outputs, validation
-from lib import icl, parallel
+from lib import icl, parallel, stats
 from lib.checkpoint import Checkpointer
 from lib.metrics import MetricWriter, check_finite, progress
 from projects.ltb_icl import claims as claims_lib
@@ -107,7 +107,7 @@ def create_train_state(config, key: jax.Array) -> dict:
 
 
 def seed_keys(config) -> jax.Array:
-    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(jnp.arange(config.num_seeds))
+    return stats.seed_keys(config.seed, config.num_seeds)
 
 
 def _shared_draws(keys, *, batch: int, d: int, context_lengths) -> dict:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import outputs, rundir, validation
-from lib import mdp
+from lib import mdp, stats
 from lib.metrics import check_finite, progress, read_npz_or_none, write_npz_atomic
 from projects.nonreactive_exploration import claims as claims_lib
 from projects.nonreactive_exploration import plots
@@ -201,8 +201,7 @@ def make_seed_fn(config):
 
 
 def seed_keys(config, start: int, count: int) -> jax.Array:
-    root = jax.random.key(config.seed)
-    return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(start, start + count))
+    return stats.seed_keys(config.seed, count, start)
 
 
 def _point_path(workdir: str, k_off: int, batch: int) -> str:

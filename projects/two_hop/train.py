@@ -7,7 +7,6 @@ the model config is `model.model_config(config)`, built once per run and passed 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import time
 
@@ -17,9 +16,9 @@ import numpy as np
 import optax
 
 from harness import outputs, validation
-from lib import hf_import, models, transformer
+from lib import stats, transformer
 from lib.checkpoint import Checkpointer
-from lib.metrics import MetricWriter, check_finite, progress, read_json, read_npz, write_npz_atomic
+from lib.metrics import MetricWriter, check_finite, progress, read_npz, write_npz_atomic
 from projects.two_hop import claims as claims_lib
 from projects.two_hop import data, llm, model, plots
 
@@ -54,11 +53,7 @@ def validate(config) -> None:
     validation.require_int(config, "eval.final_batch_size", min_value=1)
     validation.require_int(config, "eval.jump_window", min_value=1)
     validation.require_int(config, "eval.three_param_steps", min_value=1)
-    ckpt = validation.get(config, "llm.checkpoint")  # "": skip the LLM side
-    validation.require(isinstance(ckpt, str), "llm.checkpoint", ckpt,
-                       'a model name, a .gguf file, a checkpoint directory or "" (skip)')
-    if ckpt:
-        check_llm_checkpoint(ckpt)
+    validation.require_pretrained(config, "llm.checkpoint", optional=True)  # "": skip the LLM side
     validation.require_int(config, "llm.max_k", min_value=2)
     validation.require_int(config, "llm.prompts_per_k", min_value=2)
     validation.require_int(config, "llm.finetune_steps", min_value=0)
@@ -66,33 +61,6 @@ def validate(config) -> None:
     validation.require_int(config, "llm.batch_size", min_value=1)
     validation.require_int(config, "llm.lora_rank", min_value=0)
     validation.require_float(config, "llm.lora_alpha", min_value=0.0, strict=True)
-
-
-def check_llm_checkpoint(name: str) -> None:
-    """What `llm.run` loads after training, checked before it (ConfigError naming config.llm.checkpoint otherwise):
-    a name `lib/models.resolve_model` knows (the package that ships it installed), a `.gguf` file, or a checkpoint
-    directory holding config.json of a supported causal LM and tokenizer.json; and the `llm` extra's readers."""
-    try:
-        path = models.resolve_model(name)
-    except hf_import.CheckpointError as e:
-        raise validation.ConfigError(f"config.llm.checkpoint={name!r} is invalid: {e}") from None
-    gguf = os.path.isfile(path)
-    needed = ("gguf", "tokenizers") if gguf else ("safetensors", "tokenizers")
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
-    validation.require(not missing, "llm.checkpoint", name,
-                       f"a model whose readers are installed (missing Python package(s) {missing}: "
-                       "pip install -e '.[llm]')")
-    if gguf:
-        return
-    for file in ("config.json", "tokenizer.json"):
-        validation.require(os.path.isfile(os.path.join(path, file)), "llm.checkpoint", name,
-                           f"a local checkpoint directory holding config.json, *.safetensors and tokenizer.json "
-                           f"(no {file} there)")
-    try:
-        head = hf_import.transformer_config(read_json(os.path.join(path, "config.json"))).head
-    except hf_import.CheckpointError as e:
-        raise validation.ConfigError(f"config.llm.checkpoint={name!r} is invalid: {e}") from e
-    validation.require(head == "lm", "llm.checkpoint", name, "a causal language model, not a reward model")
 
 
 def optimizer(config):
@@ -104,8 +72,7 @@ def optimizer(config):
 
 
 def seed_keys(config) -> jax.Array:
-    root = jax.random.key(config.seed)
-    return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(config.num_seeds))
+    return stats.seed_keys(config.seed, config.num_seeds)
 
 
 def create_train_state(config, mc: transformer.TransformerConfig) -> dict:

@@ -52,8 +52,20 @@ def _write(path: str, text: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def project_rows(runs_dir: str) -> str:
-    """The top README's project table: status and claims holding from each project's results."""
+def _current_rows(text: str) -> dict[str, str]:
+    """project name -> its row in the top README's table as it stands."""
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| \[?([a-z_0-9]+)\]?", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
+def project_rows(runs_dir: str, current: dict[str, str] | None = None) -> str:
+    """The top README's project table: status and claims holding from each project's results; a built project
+    without results in `runs_dir` keeps its row from `current` (the table as it stands), so refreshing one
+    project's block never blanks the others'."""
     rows = ["| project | paper | status | claims holding (quick preset) | command |", "|---|---|---|---|---|"]
     for p in reproduce.REGISTRY:
         path = os.path.join(runs_dir, p.name, "results.json")
@@ -61,6 +73,9 @@ def project_rows(runs_dir: str) -> str:
             rows.append(f"| {p.name} | {p.paper} | not built yet | – | – |")
             continue
         r = read_results(path)
+        if r is None and current and f"[{p.name}]" in current.get(p.name, ""):
+            rows.append(current[p.name])
+            continue
         held = "–" if r is None else (
             f"{sum(c['holds'] is True for c in r['claims'])}/{len(r['claims'])} ({r['preset']})")
         cmd = f"`python -m projects.{p.name}.main --config={p.config_path}:quick`"
@@ -96,7 +111,8 @@ def main(argv=None) -> None:
         print(f"updated the {args.block} block of {readme}")
         return
     top = os.path.join(ROOT, "README.md")
-    _write(top, _replace(open(top, encoding="utf-8").read(), "projects", project_rows(args.runs_dir)))
+    text = open(top, encoding="utf-8").read()
+    _write(top, _replace(text, "projects", project_rows(args.runs_dir, _current_rows(text))))
     print(f"updated {readme} and {top}")
 
 

@@ -79,3 +79,15 @@ def test_unknown_or_unbuilt_project_is_one_clear_line(tmp_path):
     out = _reproduce("--only", "autoprm", "--runs_dir", str(tmp_path / "r"))
     assert out.returncode == 2 and "['autoprm'] registered but not built yet" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_readme_table_keeps_rows_of_projects_without_results(tmp_path):
+    """Refreshing one project's README block rewrites the top table from runs/; a built project with no results
+    there keeps its current row instead of turning into "–"."""
+    from harness import readme
+
+    text = open(os.path.join(readme.ROOT, "README.md"), encoding="utf-8").read()
+    current = readme._current_rows(text)
+    rows = readme.project_rows(str(tmp_path), current)
+    built = [p.name for p in readme.reproduce.REGISTRY if p.built]
+    assert all(current[name] in rows.splitlines() for name in built)

@@ -57,10 +57,6 @@ def validate(config) -> None:
     validation.require_int(config, "eval.batch_size", min_value=1)
 
 
-def _round_up(n: int, k: int = 16) -> int:
-    return -(-n // k) * k
-
-
 def build_data(config) -> dict:
     """Splits (problems) and the SFT-CoT training pool: ids/loss_mask `[n_train, L]` int32."""
     kw = {"n_distractors": tuple(config.data.n_distractors), "restate_prob": config.data.restate_prob,
@@ -68,7 +64,7 @@ def build_data(config) -> dict:
     splits = {name: ad.make_split(config.seed, name, getattr(config.data, f"n_{name}"), **kw)
               for name in ("train", "val", "test", "ood")}
     rows = [ad.cot_tokens(p) for p in splits["train"]]
-    L = _round_up(max(len(t) for t, _ in rows))
+    L = stats.round_up(max(len(t) for t, _ in rows), 16)
     validation.require(L <= config.model.max_len, "model.max_len", config.model.max_len,
                        f">= {L} (the longest SFT-CoT training sequence)")
     pool = {"ids": ad.pad([ad.encode(t) for t, _ in rows], L), "loss_mask": ad.pad([m for _, m in rows], L, value=0)}
@@ -150,7 +146,7 @@ def evaluate_cot(params, problems, *, mc, batch_size: int, prompt_len: int, max_
     """Greedy SFT-CoT answers of one model: per-problem correct, first-error index and parse failure."""
     ids, mask = cot_prompts(problems, prompt_len)
     n = len(problems)
-    n_pad = _round_up(n, batch_size) - n  # one shape per call: the last chunk is padded with copies of row 0
+    n_pad = stats.round_up(n, batch_size) - n  # one shape per call: the last chunk is padded with copies of row 0
     ids, mask = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)]), np.concatenate([mask, np.repeat(mask[:1],
                                                                                                         n_pad, 0)])
     out = []
@@ -196,9 +192,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     train_seconds = time.time() - t0
 
     evals = ("val", "test", "ood")
-    prompt_len = _round_up(max(ad.cot_tokens(p)[1].index(1) for s in evals for p in data["splits"][s]))
+    prompt_len = stats.round_up(max(ad.cot_tokens(p)[1].index(1) for s in evals for p in data["splits"][s]), 16)
     max_new = max(len(ad.cot_tokens(p)[0]) - ad.cot_tokens(p)[1].index(1) for s in evals for p in data["splits"][s])
-    max_new = _round_up(max_new + 4, 8)  # room for a longer (wrong) chain than the gold one
+    max_new = stats.round_up(max_new + 4, 8)  # room for a longer (wrong) chain than the gold one
     validation.require(prompt_len + max_new <= config.model.max_len, "model.max_len", config.model.max_len,
                        f">= {prompt_len + max_new} (longest evaluation prompt + generation)")
     results = {s: [] for s in evals}

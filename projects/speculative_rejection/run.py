@@ -327,22 +327,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     os.makedirs(workdir, exist_ok=True)
     t_start = time.perf_counter()
-    if config.self_reward.enabled:
-        metrics = self_reward.run(config, workdir)
+    modes = {"self_reward": (self_reward.run, claims_lib.self_reward_claims),
+             "real": (real.run, claims_lib.real_claims)}
+    mode = next((m for m in modes if config[m].enabled), None)
+    if mode is not None:  # real checkpoints or self-reward: one prompt set, score against compute
+        run_fn, claims_fn = modes[mode]
+        metrics = run_fn(config, workdir)
         metrics["total_seconds"] = time.perf_counter() - t_start
         names = ["score_vs_compute.png"]
         plots.score_vs_compute(metrics, config, os.path.join(workdir, names[0]))
         return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset,
-                                    seeds=[config.seed], metrics=metrics,
-                                    claims=claims_lib.self_reward_claims(metrics, config), plots=names)
-    if config.real.enabled:
-        metrics = real.run(config, workdir)
-        metrics["total_seconds"] = time.perf_counter() - t_start
-        names = ["score_vs_compute.png"]
-        plots.score_vs_compute(metrics, config, os.path.join(workdir, names[0]))
-        return outputs.write_results(workdir, project="speculative_rejection", preset=config.preset,
-                                    seeds=[config.seed], metrics=metrics,
-                                    claims=claims_lib.real_claims(metrics, config), plots=names)
+                                    seeds=[config.seed], metrics=metrics, claims=claims_fn(metrics, config),
+                                    plots=names)
     lang = language(config)
     gen_params, gen_mc = models.train_generator(workdir, config=config, lang=lang)
     data = models.rm_dataset(gen_params, gen_mc, config=config, lang=lang, path=os.path.join(workdir, "rm_data.npz"))

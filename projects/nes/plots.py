@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-import imageio.v2 as imageio
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from harness import plotting
 from lib import rendering
@@ -88,7 +88,9 @@ def turntable(workdir: str, config, data: dict, params: dict, tmpl: body.Templat
     gif = os.path.join(workdir, "turntable.gif")
     frames = [_u8(np.concatenate([g, o[1], o[0]], 1)) for g, o in zip(gts, outs, strict=True)]
     frames = [np.kron(f, np.ones((2, 2, 1), np.uint8)) for f in frames]
-    imageio.mimsave(gif, frames, duration=0.25, loop=0)
+    images = [Image.fromarray(f) for f in frames]  # Pillow: installed with matplotlib, no extra dependency
+    images[0].save(gif + ".tmp", format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0)
+    os.replace(gif + ".tmp", gif)
     return [os.path.basename(path), os.path.basename(gif)]
 
 

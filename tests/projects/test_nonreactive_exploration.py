@@ -13,6 +13,7 @@ import pytest
 from configs.nonreactive_exploration import default
 from harness import validation
 from projects.nonreactive_exploration import run
+from tests.nbrun import execute_notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPECTED = {"N1.design_targets_low_coverage", "N2.beats_behaviour_and_uniform_in_sparsified_mdp",
@@ -108,3 +109,10 @@ def test_seed_fn_is_vmappable_and_paired_over_offline_sizes(smoke_run):
     assert a["sub_dag"].shape == (config.seed_batch, len(run.METHODS), 2, config.rewards.num_rewards)
     np.testing.assert_allclose(np.asarray(a["v_true"]), np.asarray(b["v_true"]))
     assert not np.allclose(np.asarray(a["v_true"][0]), np.asarray(a["v_true"][1]))  # seeds differ
+
+
+def test_notebook_runs_on_the_smoke_run(smoke_run, tmp_path, monkeypatch):
+    """colab/nonreactive_exploration.ipynb top to bottom on this module's smoke run:
+    the notebook resumes it (the same config) and runs every one of its cells.
+    The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    execute_notebook("nonreactive_exploration", tmp_path, monkeypatch, reuse=smoke_run[1])

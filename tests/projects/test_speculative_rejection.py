@@ -12,6 +12,7 @@ from configs.speculative_rejection import default, real_models
 from harness import validation
 from projects.reproduce import REGISTRY
 from projects.speculative_rejection import models, run, tkl
+from tests.nbrun import execute_notebook
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))  # tests/lib/hf_fixtures.py
 
@@ -235,3 +236,10 @@ def test_self_reward_bad_config_names_field(field, value, match):
     c.update_from_flattened_dict({field: value})
     with pytest.raises(validation.ConfigError, match=match):
         run.validate(c)
+
+
+def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):
+    """colab/speculative_rejection.ipynb top to bottom on this module's smoke run:
+    the notebook resumes it (the same config) and runs every one of its cells.
+    The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    execute_notebook("speculative_rejection", tmp_path, monkeypatch, reuse=smoke[0])

@@ -15,6 +15,7 @@ import pytest
 from configs.trust import default
 from harness import validation
 from projects.trust import offline_rl, run
+from tests.nbrun import execute_notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPECTED = {"T1.data_starved_win", "T1.data_starved_win_sigma1", "T2.safety_every_instance",
@@ -114,3 +115,9 @@ def test_offline_rl_values_match_rollouts():
         sims = jax.jit(jax.vmap(lambda k: jax.vmap(lambda p: offline_rl.rollout_return(k, P, R, p))(pols)))(
             jax.random.split(jax.random.key(2), 20000))
         np.testing.assert_allclose(sims.mean(0), exact, atol=4 * float(jnp.max(sims.std(0))) / np.sqrt(20000))
+
+
+def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):
+    """colab/trust.ipynb top to bottom on this module's smoke run: the notebook resumes it (the same config) and runs
+    every one of its cells. The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    execute_notebook("trust", tmp_path, monkeypatch, reuse=smoke[0])

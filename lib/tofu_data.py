@@ -8,7 +8,9 @@ a list of wrong perturbed_answer). `idontknow.jsonl` holds the "I don't know" an
 
 `run_data(splits, ...)` arranges the splits of one run (training sets, the four evaluation sets of each forget
 split, the real-author / world-fact QA that a tiny model learns as its "pre-training" knowledge); on the real files
-`author_index` / `kept_authors` / `keep_authors` cut a run down to the forget authors plus a few others.
+`author_index` / `kept_authors` / `keep_authors` cut a run down to the forget authors plus a few others, and
+`cut_per_author` / `shorten_answers` cut each author's questions and every answer (CPU-sized runs of a pretrained
+model).
 The synthetic TOFU-like generator lives in lib/tofu_synth.py (same record format; `write_tofu_like` writes files
 that `read_tofu` reads back).
 """
@@ -189,6 +191,37 @@ def cut_to_authors(splits: Mapping[str, list[dict]], *, forget_splits: Sequence[
                  *(f"{f}_perturbed" for f in forget_splits)}
     out = {k: keep_authors(v, author_of, kept) if k in by_author else v for k, v in splits.items()}
     return out, len(kept), n_authors
+
+
+def cut_per_author(splits: Mapping[str, list[dict]], *, forget_splits: Sequence[str], qa_per_author: int) -> dict:
+    """The run's splits with every author split cut to each author's first `qa_per_author` questions (their order
+    in `full.json`; real authors and world facts untouched): a smaller TOFU with the same authors."""
+    position = {}
+    for i, r in enumerate(splits["full"]):
+        position.setdefault(r["question"], i % AUTHOR_QA)
+    by_author = {"full", "retain_perturbed", *forget_splits, *(RETAIN_OF[f] for f in forget_splits),
+                 *(f"{f}_perturbed" for f in forget_splits)}
+    return {k: [r for r in v if position.get(r["question"], 0) < qa_per_author] if k in by_author else list(v)
+            for k, v in splits.items()}
+
+
+ANSWER_FIELDS = ("answer", "paraphrased_answer", "perturbed_answer")
+
+
+def shorten_answers(splits: Mapping[str, list[dict]], max_words: int) -> dict:
+    """Every answer field (answer, paraphrased_answer, each perturbed_answer) cut to its first `max_words`
+    whitespace-separated words, in every split: shorter sequences, the same questions and answer order."""
+    def cut(a: str) -> str:
+        w = a.split()
+        return a if len(w) <= max_words else " ".join(w[:max_words])
+
+    def one(r: dict) -> dict:
+        out = dict(r)
+        for f in ANSWER_FIELDS:
+            if f in out:
+                out[f] = [cut(a) for a in out[f]] if isinstance(out[f], list) else cut(out[f])
+        return out
+    return {k: [one(r) for r in v] for k, v in splits.items()}
 
 
 def run_data(splits: Mapping[str, list[dict]], *, forget_splits: Sequence[str], idk: Sequence[str],

@@ -170,6 +170,10 @@ def validate_tofu(config, key: str = "tofu") -> None:
                            f"...); resolved to {d!r}, which does not hold them. Use {key}.source='synthetic' "
                            f"without TOFU")
         validation.require_int(config, f"{key}.retain_authors", min_value=0)
+        if "qa_per_author" in t:  # absent in configs saved before these fields existed
+            validation.require_int(config, f"{key}.qa_per_author", min_value=0, max_value=tofu_data.AUTHOR_QA)
+        if "answer_words" in t:
+            validation.require_int(config, f"{key}.answer_words", min_value=0)
     else:
         for f, lo in (("seed", 0), ("n_authors", 10), ("n_questions", 1), ("n_real_authors", 4),
                       ("n_world_facts", 4)):
@@ -251,6 +255,12 @@ def load_data(t) -> dict:
                     f"first {n_kept - n_forget} others)")
         else:
             desc = f"real TOFU ({directory}), all {len(splits['full']) // tofu_data.AUTHOR_QA} authors"
+        if t.get("qa_per_author"):
+            splits = tofu_data.cut_per_author(splits, forget_splits=forget_splits, qa_per_author=t.qa_per_author)
+            desc += f", each author's first {t.qa_per_author} QA"
+        if t.get("answer_words"):
+            splits = tofu_data.shorten_answers(splits, t.answer_words)
+            desc += f", answers cut to {t.answer_words} words"
     data = tofu_data.run_data(splits, forget_splits=forget_splits, idk=idk, pretrain_mix=t.pretrain_mix)
     return {**data, "source": desc}
 
@@ -367,9 +377,9 @@ class Evaluator:
                            batch_size=self.batch_size, max_new_tokens=self.max_new, generate=generate,
                            ds_size=self.ds_size, scorer=self.scorer)
         out = _summary(ev)
-        gold = [r["answer"] for r in tofu_data.cap_items(self.data["eval"][split]["forget"], self.ds_size)][:3]
-        for s, a in zip(out["samples"], gold, strict=False):
-            s["answer"] = a
+        gold = tofu_data.cap_items(self.data["eval"][split]["forget"], self.ds_size)[:3]
+        for s, r in zip(out["samples"], gold, strict=False):
+            s["answer"], s["question"] = r["answer"], r["question"]
         return out
 
 
@@ -516,7 +526,7 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
             models[name] = trained_model(workdir, name, init, cfg, tok, train, f, seed=seed, signature=msig,
                                          recipe=recipes[len(train)], bar=bar)
             models[name]["signature"] = _digest([msig, name, seed, len(recs)])
-        del recipes
+        del recipes, init  # the starting weights are not needed after fine-tuning (a pretrained model's are large)
         times["train_models"] = time.time() - t0
         evaluator = Evaluator(t, cfg, tok, data)
         t0 = time.time()
@@ -538,6 +548,9 @@ def run_tofu(config, workdir: str, *, keep_params_for=(), key: str = "tofu") -> 
                 if trs is None:
                     trs = ev["forget_truth_ratios"]
                     evals[name][split]["forget_quality"] = 1.0
+        for name in models:  # only the fine-tuned model's weights are used after its evaluation (π_ref, the start)
+            if name != "original":
+                models[name].pop("params")
         times["evaluate_models"] = time.time() - t0
         t0 = time.time()
         runs = {}
@@ -615,8 +628,11 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
                         step += 1
                         bar.update(1)
                     _check_steps(step - len(ms), ms)
-                    ev = evaluator(params, split, trs, generate=True)
-                    ev.pop("forget_truth_ratios")
+                    if k == 0:  # the unlearned model itself: its last epoch's evaluation (same params, same numbers)
+                        ev = run["epochs"][-1]
+                    else:
+                        ev = evaluator(params, split, trs, generate=True)
+                        ev.pop("forget_truth_ratios")
                     points.append({"k": k, **{kk: ev[kk] for kk in ("forget_quality", "model_utility",
                                                                     "forget_prob", "forget_rougeL_recall",
                                                                     "forget_truth_ratio")}})
@@ -657,10 +673,13 @@ def tofu_metrics(tofu: dict, t) -> dict:
     for name, mod in tofu["models"].items():
         m[f"tofu/models/{name}/final_loss"] = mod["losses"][-1]
         m[f"tofu/models/{name}/seconds"] = mod["seconds"]
+    samples = bool(t.checkpoint)  # a pretrained model's greedy answers on the first forget questions (readable text)
     for name, per in tofu["evals"].items():
         for split, ev in per.items():
             for k in ("forget_quality", "model_utility", "forget_truth_ratio", "forget_prob", "forget_rougeL_recall"):
                 m[f"tofu/{split}/{name}/{k}"] = ev[k]
+            if samples:
+                m[f"tofu/{split}/{name}/samples"] = ev["samples"]
     for split, runs in tofu["runs"].items():
         mu0 = tofu["evals"]["original"][split]["model_utility"]
         for method, run in runs.items():
@@ -675,6 +694,8 @@ def tofu_metrics(tofu: dict, t) -> dict:
             m[f"{pre}/peak_fq"] = max(e["forget_quality"] for e in run["epochs"])
             m[f"{pre}/seconds"] = run["seconds"]
             m[f"{pre}/lr"] = run["lr"]
+            if samples:
+                m[f"{pre}/samples"] = last["samples"]
             if "grid" in run:
                 m[f"{pre}/lr_grid"] = [[g["lr"], g["best_fq_comparable_mu"], g["mu"]] for g in run["grid"]]
     return m
@@ -921,8 +942,38 @@ def epoch_tables(results: dict) -> str:
     return "\n\n".join(out)
 
 
+def _cell(text) -> str:
+    return "" if text is None else " ".join(str(text).split()).replace("|", "\\|")
+
+
+def sample_tables(results: dict) -> str:
+    """Markdown: per forget split, the greedy answers of the fine-tuned model, a retain model and each method after
+    its last unlearning epoch to the first forget questions (`tofu/<split>/<name>/samples` metrics, written for
+    pretrained checkpoints); "" when the results hold none."""
+    m = results["metrics"]
+    out = []
+    for split in sorted({k.split("/")[1] for k in m if k.startswith("tofu/") and k.endswith("/samples")}):
+        names = [k.split("/")[2] for k in m if k.startswith(f"tofu/{split}/") and k.endswith("/samples")]
+        models = [n for n in names if n == "original"] + [n for n in names if n.startswith("retain")][:1]
+        methods = [n for n in names if n not in ("original",) and not n.startswith("retain")]
+        first = m[f"tofu/{split}/{(models or methods)[0]}/samples"]
+        rows = [f"Greedy answers to the first forget questions of {split} (after the last unlearning epoch; "
+                "answers cut at the evaluation's generation length):", ""]
+        for i, s0 in enumerate(first):
+            rows += [f"**Q{i + 1}: {_cell(s0.get('question', '?'))}** (gold: {_cell(s0.get('answer'))})", "",
+                     "| model | answer |", "|---|---|"]
+            for n in models + methods:
+                got = m[f"tofu/{split}/{n}/samples"]
+                label = {"original": "fine-tuned"}.get(n, n.replace("_s", " seed ") if n.startswith("retain")
+                                                      else _METHOD_NAMES.get(n, n))
+                rows.append(f"| {label} | {_cell(got[i]['generated']) if i < len(got) else ''} |")
+            rows.append("")
+        out.append("\n".join(rows).rstrip())
+    return "\n\n".join(out)
+
+
 def readme_block(results: dict) -> str:
     """The npo / simnpo README block (`projects/<p>/readme.py: render`): the claims table, then the per-epoch
-    FQ / MU tables of the same results.json."""
-    tables = epoch_tables(results)
-    return claims_table(results) + ("\n\n" + tables if tables else "")
+    FQ / MU tables of the same results.json and (pretrained checkpoints) sample answers."""
+    parts = [claims_table(results), epoch_tables(results), sample_tables(results)]
+    return "\n\n".join(p for p in parts if p)

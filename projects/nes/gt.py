@@ -23,6 +23,7 @@ LIGHT = np.array([0.4, 0.7, 0.6], np.float32) / np.linalg.norm([0.4, 0.7, 0.6])
 TARGET = np.array([0.0, 1.05, 0.0], np.float32)  # body centre: feet at ≈ 0.12 m, top of the head at ≈ 1.97 m
 BODY_EXTENT = 1.9  # metres the body spans vertically (for the field of view)
 DILATE = 0.05  # ray intervals use the capsules grown by this much (|D*| ≤ 0.24 r ≤ 0.036 m)
+BULGE, WRINKLES = 0.12, 0.04  # amplitudes × r_k × f_k of the flexion bulge and wrinkles (spec §5.2)
 DARKEN = 0.5  # flexion darkening (spec: 0.35; raised so pose effects are visible at 64 px, see README)
 # Per-part albedo: base colour, stripe cycles around the limb and along it (3–8 cycles, spec §5.2).
 _BASE = np.array([[0.55, 0.35, 0.25], [0.20, 0.45, 0.75], [0.85, 0.70, 0.55], [0.80, 0.30, 0.30],
@@ -38,8 +39,8 @@ def geometry_offset(u, v, flex, *, pose_effects: bool = True):
     static = 0.08 * r * jnp.sin(2 * jnp.pi * 3 * u) * jnp.sin(2 * jnp.pi * 2 * v)
     if not pose_effects:
         return static
-    bulge = 0.12 * r * flex * jnp.exp(-(((v - 0.5) / 0.2) ** 2))
-    wrinkles = 0.04 * r * flex * jnp.sin(2 * jnp.pi * 8 * v) * body.joint_window(v)
+    bulge = BULGE * r * flex * jnp.exp(-(((v - 0.5) / 0.2) ** 2))
+    wrinkles = WRINKLES * r * flex * jnp.sin(2 * jnp.pi * 8 * v) * body.joint_window(v)
     return static + bulge + wrinkles
 
 
@@ -91,33 +92,63 @@ def sphere_trace(f, origins: jax.Array, dirs: jax.Array, pose_rt, *, steps: int)
     return jnp.where(f(origins + t_prev[..., None] * dirs) < 0, t_prev, hi), hit
 
 
-@functools.partial(jax.jit, static_argnames=("height", "width", "steps", "pose_effects"))
-def render(pose, camera, *, height: int, width: int, steps: int = 96, pose_effects: bool = True) -> dict:
-    """Sphere-traced ground truth of pose [11, 3] seen by `camera` → {"rgb" [H, W, 3], "mask" [H, W] bool,
-    "part" [H, W] int (−1 on background), "depth" [H, W]}.
+def hull_hits(pose, origins: jax.Array, dirs: jax.Array) -> jax.Array:
+    """Which rays [..., 3] cross the dilated-capsule hull of pose [11, 3] (the only rays that can hit the body)."""
+    starts, ends = body.capsule_segments(body.forward_kinematics(pose))
+    return rendering.ray_capsules_interval(origins=origins, directions=dirs, starts=starts, ends=ends,
+                                           radii=jnp.asarray(body.RADIUS), dilate=DILATE)[2]
 
-    `sphere_trace` finds the surface (`steps` steps of 0.7 s*, then bisection); normals are normalize(∇s*).
+
+def ray_capacity(poses: np.ndarray, rig: rendering.Camera, pairs: np.ndarray, *, height: int, width: int) -> int:
+    """A static ray budget for `rendering.compact_rays`: the most hull-crossing rays of any (frame, camera) pair
+    [N, 2], rounded up to a multiple of 256 (at most H·W). Compaction then skips the 80 % of pixels that see only
+    empty space without changing a single pixel."""
+    @jax.jit
+    def count(pose, k, w):
+        o, d = rendering.camera_rays(camera=rendering.Camera(k, w), height=height, width=width)
+        return hull_hits(pose, o, d).sum()
+
+    counts = jax.vmap(count)(jnp.asarray(poses[pairs[:, 0]]), rig.intrinsics[pairs[:, 1]],
+                             rig.world_to_camera[pairs[:, 1]])
+    return int(min(height * width, 256 * (int(np.max(counts)) // 256 + 1)))
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "steps", "capacity"))
+def render(pose, camera, *, height: int, width: int, steps: int = 96, pose_effects=True,
+           capacity: int | None = None) -> dict:
+    """Sphere-traced ground truth of pose [11, 3] seen by `camera` → {"rgb" [H, W, 3], "mask" [H, W] bool,
+    "part" [H, W] int (−1 on background), "depth" [H, W], "overflow" []}.
+
+    `sphere_trace` finds the surface (`steps` steps of 0.7 s*, then bisection); normals are normalize(∇s*). With a
+    `capacity` only the rays that cross the dilated-capsule hull are traced (`rendering.compact_rays`; the image is
+    the same); "overflow" counts hull rays beyond the capacity (must be 0, see `ray_capacity`). `pose_effects`
+    may be a traced bool: off sets f ≡ 0, which removes the bulge, the wrinkles and the darkening (criterion 4a).
     """
     pose_rt = body.forward_kinematics(pose)
-    flex = body.flexion(pose)
-    if not pose_effects:
-        flex = jnp.zeros_like(flex)
-    f = lambda x: sdf(x, pose_rt, flex, pose_effects=pose_effects)
+    flex = jnp.where(pose_effects, body.flexion(pose), 0.0)
+    f = lambda x: sdf(x, pose_rt, flex)
     origins, dirs = rendering.camera_rays(camera=camera, height=height, width=width)
+    origins, dirs = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+    n = height * width
+    index, valid, overflow = (jnp.arange(n), jnp.ones(n, bool), jnp.zeros((), jnp.int32)) if capacity is None else \
+        rendering.compact_rays(hull_hits(pose, origins, dirs), capacity=capacity)
+    origins, dirs = origins[index], dirs[index]
     t_hit, hit = sphere_trace(f, origins, dirs, pose_rt, steps=steps)
+    hit = hit & valid
     x = origins + t_hit[..., None] * dirs
-    s_parts, u, v = sdf_parts(x, pose_rt, flex, pose_effects=pose_effects)
+    s_parts, u, v = sdf_parts(x, pose_rt, flex)
     part = jnp.argmin(s_parts, -1)
-    grad = jax.vmap(jax.grad(lambda p: f(p)))(x.reshape(-1, 3)).reshape(x.shape)
+    grad = jax.vmap(jax.grad(lambda p: f(p)))(x)
     normal = grad / jnp.maximum(jnp.linalg.norm(grad, axis=-1, keepdims=True), 1e-9)
     pick = lambda a: jnp.take_along_axis(a, part[..., None], -1)[..., 0]
     alb = jnp.take_along_axis(albedo(u, v), part[..., None, None], -2)[..., 0, :]
     shade = 0.3 + 0.7 * jnp.maximum(0.0, normal @ jnp.asarray(LIGHT))
     dark = 1.0 - DARKEN * pick(flex * body.joint_window(v))
     rgb = jnp.clip(alb * (shade * dark)[..., None], 0.0, 1.0)
-    rgb = jnp.where(hit[..., None], rgb, 0.0)
-    depth = jnp.where(hit, t_hit, 0.0)
-    return {"rgb": rgb, "mask": hit, "part": jnp.where(hit, part, -1), "depth": depth}
+    back = lambda a, fill: rendering.uncompact(jnp.where(hit.reshape(-1, *([1] * (a.ndim - 1))), a, fill), index,
+                                               valid, n, fill).reshape(height, width, *a.shape[1:])
+    return {"rgb": back(rgb, 0.0), "mask": back(hit, False), "part": back(part, -1), "depth": back(t_hit, 0.0),
+            "overflow": overflow}
 
 
 def field_of_view(distance: float) -> float:
@@ -160,23 +191,30 @@ def splits(*, num_frames: int, train_frames: int, num_cameras: int, view_stride:
 
 
 @functools.lru_cache(maxsize=8)
-def _batched_render(height: int, width: int, steps: int, pose_effects: bool):
-    """One jitted, vmapped renderer per image size and setting, so every split reuses one compilation."""
-    return jax.jit(jax.vmap(lambda p, c: render(p, c, height=height, width=width, steps=steps,
-                                                pose_effects=pose_effects)))
+def _batched_render(height: int, width: int, steps: int, capacity: int | None):
+    """One jitted, vmapped renderer per image size and setting, so every split reuses one compilation; the pose
+    effects are switched by a traced flag (f ≡ 0 and no bulge / wrinkles when off), not by a second compilation."""
+    one = lambda p, c, on: render(p, c, height=height, width=width, steps=steps, pose_effects=on, capacity=capacity)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
 
 
 def render_split(poses: np.ndarray, rig: rendering.Camera, pairs: np.ndarray, *, height: int, width: int,
-                 steps: int = 96, pose_effects: bool = True, batch: int = 8, bar=None) -> dict[str, np.ndarray]:
+                 steps: int = 96, pose_effects: bool = True, capacity: int | None = None, batch: int = 8,
+                 bar=None) -> dict[str, np.ndarray]:
     """Ground-truth images of (frame, camera) pairs [N, 2] → {"rgb" [N, H, W, 3], "mask", "part", "depth"}, rendered
-    `batch` at a time (vmapped; the last batch is padded)."""
-    fn = _batched_render(height, width, steps, pose_effects)
+    `batch` at a time (vmapped; the last batch is padded), tracing only hull rays (`capacity`: from `ray_capacity`
+    of these pairs when None; pass one value for several calls to share one compilation)."""
+    if capacity is None:
+        capacity = ray_capacity(poses, rig, pairs, height=height, width=width) if len(pairs) else 256
+    fn = _batched_render(height, width, steps, capacity)
     out = {k: [] for k in ("rgb", "mask", "part", "depth")}
     for i in range(0, len(pairs), batch):
         chunk = pairs[i:i + batch]
         idx = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
         cams = rendering.Camera(rig.intrinsics[idx[:, 1]], rig.world_to_camera[idx[:, 1]])
-        r = fn(jnp.asarray(poses[idx[:, 0]]), cams)
+        r = fn(jnp.asarray(poses[idx[:, 0]]), cams, pose_effects)
+        if int(np.max(r["overflow"])):
+            raise RuntimeError(f"ground truth: {int(np.max(r['overflow']))} hull rays beyond capacity {capacity}")
         for k in out:
             out[k].append(np.asarray(r[k])[:len(chunk)])
         if bar is not None:

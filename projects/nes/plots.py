@@ -13,7 +13,7 @@ from PIL import Image
 from harness import plotting
 from lib import rendering
 from lib.metrics import read_jsonl
-from projects.nes import body, gt, models
+from projects.nes import bench, body, gt
 
 
 def _u8(img: np.ndarray) -> np.ndarray:
@@ -50,29 +50,25 @@ def grid(workdir: str, data: dict, renders: dict) -> str:
     return os.path.basename(path)
 
 
-def turntable(workdir: str, config, data: dict, params: dict, tmpl: body.Template, k_patch: int,
+def turntable(workdir: str, config, data: dict, params: dict, tmpl: body.Template, capacity: int,
               views: int = 12) -> list[str]:
     """A held-out pose seen from `views` cameras on the ring: ground truth / NES / baseline rows (PNG strip) and an
-    animated GIF of the three side by side."""
+    animated GIF of the three side by side. `capacity`: the ground truth's ray budget (reused when it suffices, so
+    the compiled tracer is shared); the models use the compiled paths of the cost table."""
     res = config.data.resolution
     frame = int(data["novel_pose/pairs"][0, 0])
     pose = jnp.asarray(data["poses"][frame])
     rig = gt.cameras(num_cameras=views, radius=config.data.camera_radius, height=res, width=res)
-    m = config.model
-    size = (m.map_height, m.map_width)
+    pairs = np.array([(frame, c) for c in range(views)])
+    capacity = max(capacity, gt.ray_capacity(np.asarray(data["poses"]), rig, pairs, height=res, width=res))
+    exe = bench.executables(params, tmpl, data["poses"], config, resolution=res)  # compiled by the cost table
 
-    @jax.jit
     def one(k, w):
         cam = rendering.Camera(k, w)
-        o, d = rendering.camera_rays(camera=cam, height=res, width=res)
-        base = models.baseline_render_rays(params["baseline"], models.Baseline(), pose, o, d,
-                                           num_samples=m.num_samples, window=m.window).rgb
-        nes = models.nes_render(params["nes"], tmpl, pose, cam, height=res, width=res, patch_size=k_patch + 1,
-                                map_size=size)
-        return base, nes
+        return exe["baseline"](params["baseline"], pose, cam), exe["nes"](params["nes"], pose, cam)
 
-    gts = gt.render_split(np.asarray(data["poses"]), rig, np.array([(frame, c) for c in range(views)]), height=res,
-                          width=res, steps=config.data.trace_steps)["rgb"]
+    gts = gt.render_split(np.asarray(data["poses"]), rig, pairs, height=res, width=res, steps=config.data.trace_steps,
+                          capacity=capacity)["rgb"]
     outs = [jax.device_get(one(rig.intrinsics[c], rig.world_to_camera[c])) for c in range(views)]
     rows = [np.concatenate(list(gts), 1), np.concatenate([o[1] for o in outs], 1),
             np.concatenate([o[0] for o in outs], 1)]
@@ -113,6 +109,6 @@ def curves(workdir: str) -> str:
 
 
 def make_all(config, workdir: str, data: dict, renders: dict, params: dict, tmpl: body.Template,
-             k_patch: int) -> list[str]:
-    return [grid(workdir, data, renders), *turntable(workdir, config, data, params, tmpl, k_patch),
+             capacity: int) -> list[str]:
+    return [grid(workdir, data, renders), *turntable(workdir, config, data, params, tmpl, capacity),
             curves(workdir)]

@@ -312,6 +312,21 @@ def test_stratified_samples_stay_in_interval():
     np.testing.assert_allclose(tm[0], [1.125, 1.375, 1.625, 1.875])
 
 
+def test_compact_rays_round_trip_and_overflow():
+    """compact_rays puts the hit rays first (in order) and uncompact scatters per-ray values back, fill elsewhere;
+    hit rays beyond the capacity are counted as overflow."""
+    hit = np.zeros(50, bool)
+    hit[[3, 7, 8, 20, 41]] = True
+    index, valid, overflow = R.compact_rays(jnp.asarray(hit), capacity=8)
+    np.testing.assert_array_equal(np.asarray(index)[:5], [3, 7, 8, 20, 41])
+    assert np.asarray(valid).sum() == 5 and int(overflow) == 0
+    values = jnp.asarray(np.arange(50, dtype=np.float32))[index][:, None] * jnp.ones((1, 3))
+    back = np.asarray(R.uncompact(values, index, valid, 50, -1.0))
+    np.testing.assert_array_equal(back[hit, 0], np.flatnonzero(hit))
+    np.testing.assert_array_equal(back[~hit], -1)
+    assert int(R.compact_rays(jnp.asarray(hit), capacity=3)[2]) == 2
+
+
 def _capsule_sdf(p, a, b, r):
     ab = b - a
     h = np.clip(((p - a) @ ab) / (ab @ ab), 0, 1)

@@ -48,5 +48,14 @@ setup(
         "llm": ["safetensors>=0.4,<1", "tokenizers>=0.20,<1", "gguf>=0.10,<1"],
         "notebooks": ["jupyterlab>=4,<5", "ipykernel>=6.29,<8"],
         "tensorboard": ["tensorboardX>=2.6,<3"],
+        # spreeze's multi-process system (gymnasium MuJoCo envs) and its comparators in benchmarks/ (SB3, sbx);
+        # gymnax only as the reference of lib/rl/pendulum.py's test. The JAX-native project needs none of these.
+        "rl": [
+            "gymnasium[mujoco]>=1.0,<2",
+            "gymnax>=0.0.8,<2",
+            "stable-baselines3>=2.3,<3",
+            "sbx-rl>=0.17,<1",
+            "torch==2.13.0",  # CPU build (this pin is on the CI machine's disk)
+        ],
     },
 )

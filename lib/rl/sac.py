@@ -135,6 +135,24 @@ def alpha_step(alpha: TrainState, *, log_prob: jax.Array,
     return alpha.apply_gradients(grads=grads), {"alpha_loss": loss, "alpha": jnp.exp(alpha.params["log_alpha"])}
 
 
+def _sac_step(state: SACState, batch: Transition, key: jax.Array, *, gamma: float, tau: float,
+              target_entropy: float | None, stale_actor_critic: bool) -> tuple[SACState, dict[str, jax.Array]]:
+    if target_entropy is None:
+        target_entropy = -float(batch.action.shape[-1])
+    k_critic, k_actor = jax.random.split(jax.random.fold_in(key, state.step))
+    log_alpha = state.alpha.params["log_alpha"]
+    critic, critic_metrics = critic_step(state.critic, actor=state.actor, log_alpha=log_alpha, batch=batch,
+                                         key=k_critic, gamma=gamma)
+    actor_reads = state.critic if stale_actor_critic else critic
+    actor, actor_metrics = actor_step(state.actor, critic=actor_reads, log_alpha=log_alpha, batch=batch,
+                                      key=k_actor)
+    alpha, alpha_metrics = alpha_step(state.alpha, log_prob=actor_metrics["log_prob"],
+                                      target_entropy=target_entropy)
+    critic = soft_update_target(critic, tau=tau)
+    new = SACState(actor=actor, critic=critic, alpha=alpha, step=state.step + 1)
+    return new, {**critic_metrics, **actor_metrics, **alpha_metrics}
+
+
 def update(state: SACState, batch: Transition, key: jax.Array, *, gamma: float = 0.99, tau: float = 0.005,
            target_entropy: float | None = None) -> tuple[SACState, dict[str, jax.Array]]:
     """One fused SAC step: critic, then actor (against the new critic), then α, then Polyak targets.
@@ -143,15 +161,18 @@ def update(state: SACState, batch: Transition, key: jax.Array, *, gamma: float =
     The key is folded with `state.step`, so passing the same key every call still gives fresh noise.
     target_entropy defaults to −A. Metrics: critic/actor/alpha losses, alpha, entropy, q means, grad norms.
     """
-    if target_entropy is None:
-        target_entropy = -float(batch.action.shape[-1])
-    k_critic, k_actor = jax.random.split(jax.random.fold_in(key, state.step))
-    log_alpha = state.alpha.params["log_alpha"]
-    critic, critic_metrics = critic_step(state.critic, actor=state.actor, log_alpha=log_alpha, batch=batch,
-                                         key=k_critic, gamma=gamma)
-    actor, actor_metrics = actor_step(state.actor, critic=critic, log_alpha=log_alpha, batch=batch, key=k_actor)
-    alpha, alpha_metrics = alpha_step(state.alpha, log_prob=actor_metrics["log_prob"],
-                                      target_entropy=target_entropy)
-    critic = soft_update_target(critic, tau=tau)
-    new = SACState(actor=actor, critic=critic, alpha=alpha, step=state.step + 1)
-    return new, {**critic_metrics, **actor_metrics, **alpha_metrics}
+    return _sac_step(state, batch, key, gamma=gamma, tau=tau, target_entropy=target_entropy,
+                     stale_actor_critic=False)
+
+
+def update_stale(state: SACState, batch: Transition, key: jax.Array, *, gamma: float = 0.99, tau: float = 0.005,
+                 target_entropy: float | None = None) -> tuple[SACState, dict[str, jax.Array]]:
+    """The split mode's algorithm on one device: like `update`, but the actor step reads the critic from *before*
+    this step's critic update (the critic step already reads the pre-update actor), so the two steps do not depend
+    on each other and can run at once on two devices, each using the other's one-step-stale parameters.
+
+    Same keys, same batch: equal (to float rounding) to `projects/spreeze/split.py`'s two-device step, which is how
+    a one-device run checks that the staleness does not break learning (spec B5).
+    """
+    return _sac_step(state, batch, key, gamma=gamma, tau=tau, target_entropy=target_entropy,
+                     stale_actor_critic=True)

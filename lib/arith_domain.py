@@ -81,7 +81,7 @@ COMBINE_TEMPLATES = {
     "+": ("{P} has as many as {A} and {B} together .", "{P} has {A} 's and {B} 's {o} together ."),
     "-": ("{P} has the difference of {A} and {B} .", "{P} has as many as {A} has more than {B} ."),
 }
-LEAF_TEMPLATES = ("{P} has {k} {o} .", "there are {k} {o} with {P} .")
+LEAF_TEMPLATES = ("{P} has {k} .", "{P} has {k} {o} .")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,3 +477,88 @@ def hackable_check(solution, problem: Problem) -> bool:
     chain whose first operand appears in the problem text, regardless of the sub-question asked."""
     eqs, ans = parse_solution(solution)
     return ans is not None and bool(eqs) and all(equation_valid(*e) for e in eqs) and eqs[0][0] in text_numbers(problem)
+
+
+# ------------------------------------------------------------------------------------ decomposed inference helpers
+
+def subquestion_target(problem: Problem, question) -> int | None:
+    """The gold value a sub-question asks for (`how many does X have ?` names person X), None when it names nobody
+    in the problem. Alignment of predicted and gold sub-questions is exact because each names its target quantity."""
+    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in question]
+    by_name = {name: node for node, name in problem.names.items()}
+    hits = [by_name[t] for t in toks if t in by_name]
+    return problem.values[hits[-1]] if hits else None
+
+
+def split_subquestions(tokens) -> list[tuple]:
+    """Decomposition output (strings or ids, after `<SEP>`) -> sub-question token tuples, split at `<QS>`, up to
+    `<EOS>`; empty pieces dropped."""
+    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in tokens]
+    if "<EOS>" in toks:
+        toks = toks[:toks.index("<EOS>")]
+    out, cur = [], []
+    for t in toks + ["<QS>"]:
+        if t == "<QS>":
+            if cur:
+                out.append(tuple(cur))
+            cur = []
+        elif t != "<PAD>":
+            cur.append(t)
+    return out
+
+
+def qd_prompt(problem: Problem, eps: float) -> list:
+    """`<BOS> <QD> <EPS_x> p <SEP>` for a target granularity ε (rounded to the nearest 0.1)."""
+    return ["<BOS>", "<QD>", eps_token(eps), *problem.text, "<SEP>"]
+
+
+def cot_prompt(problem: Problem) -> list:
+    return ["<BOS>", "<COT>", *problem.text, "<SEP>"]
+
+
+def qa_chain(problem: Problem, questions, solutions, t: int, *, cgd: bool = True) -> list:
+    """The packed QA prompt for step t (0-based) given sub-questions and the chosen sub-solutions of steps < t:
+    `<BOS> <QA> p <PRE> q_1 <SUF> q_2 <MID> s_1 <PRE> … q_t <SUF> q_{t+1} <MID>` (the training layout's prefix)."""
+    subqs = [SubQ(tuple(q), (), 0, ()) for q in questions]
+    toks = qa_prefix(problem)
+    for j in range(t):
+        toks += qa_step_context(subqs, j, cgd=cgd) + list(solutions[j])
+    return toks + qa_step_context(subqs, t, cgd=cgd)
+
+
+def qa_chain_sequence(problem: Problem, questions, solutions, train_steps, *, cgd: bool = True) -> tuple[list, list]:
+    """Tokens and loss mask of a sampled chain: the loss covers s_t and its stop token (`<PRE>`, or `<ANS>` after
+    the last) for the steps t with `train_steps[t]` true (expert iteration's accepted steps)."""
+    toks, mask = qa_chain(problem, questions, solutions, 0, cgd=cgd), []
+    mask = [0] * len(toks)
+    subqs = [SubQ(tuple(q), (), 0, ()) for q in questions]
+    for t, sol in enumerate(solutions):
+        w = int(bool(train_steps[t]))
+        toks += list(sol) + ["<PRE>" if t + 1 < len(solutions) else "<ANS>"]
+        mask += [w] * (len(sol) + 1)
+        if t + 1 < len(solutions):
+            ctx = qa_step_context(subqs, t + 1, cgd=cgd)[1:]
+            toks += ctx
+            mask += [0] * len(ctx)
+    return toks, mask
+
+
+def cot_trace_mask(solution, problem: Problem, mode: str) -> list:
+    """Loss mask over a sampled CoT trace (tokens up to and including its stop): `orm` = all of it iff the final
+    answer is right; `prm` = the equations before the first error (oracle first-error label) with their commas,
+    all of it when there is no error."""
+    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in solution]
+    if mode == "orm":
+        return [int(final_answer_correct(toks, problem))] * len(toks)
+    if mode != "prm":
+        raise ValueError(f"mode={mode!r} is invalid: expected 'orm' or 'prm'")
+    sep = toks.index("<ANS>") if "<ANS>" in toks else len(toks)
+    e = cot_first_error(toks[:sep], problem)
+    if e == -1 and final_answer_correct(toks, problem):
+        return [1] * len(toks)
+    mask, chunk = [], 0
+    for tok in toks:
+        mask.append(int(chunk < e))
+        if tok == ",":
+            chunk += 1
+    return mask

@@ -101,7 +101,8 @@ def decode(params: dict, state: dict, key: jax.Array, until, *, config: Transfor
         logp = jnp.take_along_axis(jax.nn.log_softmax(s["logits"], -1), tok[:, None], axis=-1)[:, 0]
         tok = jnp.where(s["done"], pad_id, tok)
         lengths = s["lengths"] + (~s["done"]).astype(jnp.int32)
-        done = s["done"] | (tok == eos_id) if eos_id is not None else s["done"]
+        # eos_id: one id, or a tuple of stop ids (any of them ends the row)
+        done = s["done"] | jnp.isin(tok, jnp.asarray(eos_id)) if eos_id is not None else s["done"]
         kv_mask = s["kv_mask"].at[:, P + i].set(1)
         o = forward(params, tok[:, None], config=config, positions=pos[:, None], attention_mask=kv_mask,
                     cache=s["cache"], cache_index=P + i)

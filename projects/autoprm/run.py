@@ -1,11 +1,23 @@
-"""autoprm, step 1: the domain (`lib/arith_domain.py`) and the SFT-CoT baseline that calibrates it.
+"""autoprm: one model for decomposition (QD) and sub-question answering (QA), a learned step verifier, expert
+iteration over sub-questions (the paper's RL [S]), context-guided decoding (CGD), and the baselines.
 
-SFT-CoT = one decoder-only transformer (`lib/transformer.py`) trained by masked next-token NLL on
-`<BOS> <COT> p <SEP> s <ANS> c <EOS>` (the gold chain, ε = 0), evaluated by greedy KV-cached generation
-(`lib/decoding.generate`) with exact-match final answers. Seeds are a vmap axis of the training state.
-
-Importable pieces: `validate`, `build_data`, `model_config`, `create_train_state`, `train_step`, `make_train_chunk`,
-`evaluate_cot`, `train_and_evaluate`.
+The pipeline (spec §5.3–5.5; every stage is cached in the workdir, so a killed run resumes where it stopped):
+1. **SFT** of one decoder-only transformer (`lib/transformer.py`) on three tasks marked by task tokens (the
+   layouts are in `lib/arith_domain.py`): CoT (`<COT>`, the whole chain as one answer), QD at mixed ε (`<QD>
+   <EPS_x>`), QA at mixed ε (`<QA>`), half of the QA rows with the next sub-question in context (CGD) and half
+   without, so that one SFT model starts both AutoPRM and its no-CGD ablation. Seeds are a vmap axis.
+   *SFT-CoT* = this model in CoT mode; *SFT-Decomp* = QD at ε* then QA with CGD, greedy.
+2. **Step verifier** (a small transformer with a scalar head) trained by binary cross-entropy on sub-solutions
+   sampled from the SFT model on training problems, labelled automatically by exact match of the extracted
+   sub-answer with the quantity the sub-question names. The **oracle verifier** is that exact-match function.
+3. **Expert iteration** (`lib/expert_iteration.py`), `ei.rounds` rounds: QD at ε*, then down the chain k samples
+   per sub-question, scored by the verifier; continue from the best; fine-tune on the accepted prefix of every
+   chain (plus a replay batch of the SFT data); best round by validation accuracy. Variants: AutoPRM (learned
+   verifier, CGD), AutoPRM − CGD, AutoPRM-oracleV, and the A4 stress test with a hackable verifier (with and
+   without CGD). Baselines at the same samples per problem: **ORM-RL** (k CoT traces, keep those with the right
+   final answer) and **PRM-RL** (k CoT traces, train on the equations before the oracle's first error).
+4. **Distilling-LM**: two models (QD, QA), each with half the layers, trained separately for the SFT steps.
+5. Evaluation on test and the OOD-length split; the ε sweep; verifier-reranked search with abstention.
 """
 
 from __future__ import annotations
@@ -22,10 +34,29 @@ import optax
 from harness import outputs, validation
 from lib import arith_domain as ad
 from lib import decoding, losses, stats, transformer
+from lib import expert_iteration as ei_lib
 from lib.checkpoint import Checkpointer
-from lib.metrics import MetricWriter, check_finite, progress
+from lib.metrics import (
+    MetricWriter,
+    check_finite,
+    progress,
+    read_json,
+    read_npz_or_none,
+    write_json_atomic,
+    write_npz_atomic,
+)
 from projects.autoprm import claims as claims_lib
 
+STOPS = (ad.PRE, ad.ANS, ad.EOS)  # a sub-solution ends at the next step's `<PRE>`, the final `<ANS>`, or `<EOS>`
+DECOMP_METHODS = ("autoprm", "autoprm_nocgd", "autoprm_oraclev", "hack_cgd", "hack_nocgd")
+COT_METHODS = ("orm_rl", "prm_rl")
+METHOD_SPEC = {  # name -> (verifier, cgd)
+    "autoprm": ("learned", True), "autoprm_nocgd": ("learned", False), "autoprm_oraclev": ("oracle", True),
+    "hack_cgd": ("hackable", True), "hack_nocgd": ("hackable", False),
+}
+
+
+# --------------------------------------------------------------------------------------------------- config
 
 def validate(config) -> None:
     validation.require_choice(config, "preset", ["smoke", "quick", "paper"])
@@ -33,20 +64,30 @@ def validate(config) -> None:
     validation.require_int(config, "num_seeds", min_value=1)
     for split in ("n_train", "n_val", "n_test", "n_ood"):
         validation.require_int(config, f"data.{split}", min_value=1)
+    ok_len = lambda v: isinstance(v, int) and 1 <= v <= 8  # noqa: E731
+    validation.require_sequence(config, "data.lengths", item_ok=ok_len, item_desc="chain lengths in 1..8", min_len=1)
+    ood = validation.require_sequence(config, "data.ood_lengths", item_ok=ok_len, item_desc="chain lengths in 1..8",
+                                      min_len=1)
     lo_hi = validation.require_sequence(config, "data.n_distractors", item_ok=lambda v: isinstance(v, int) and v >= 0,
                                         item_desc="integers >= 0", min_len=2)
-    validation.require(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1] <= 19 - 2 * max(ad.OOD_LENGTHS),
-                       "data.n_distractors", lo_hi, f"(lo, hi) with 0 <= lo <= hi <= {19 - 2 * max(ad.OOD_LENGTHS)}")
+    cap = 19 - 2 * max(max(ood), max(config.data.lengths))
+    validation.require(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1] <= cap, "data.n_distractors", lo_hi,
+                       f"(lo, hi) with 0 <= lo <= hi <= {cap}")
     validation.require_probability(config, "data.restate_prob")
     validation.require_int(config, "data.max_value", min_value=10, max_value=ad.MAX_VALUE)
     validation.require_int(config, "data.max_literal", min_value=2, max_value=20)
-    d = validation.require_int(config, "model.d_model", min_value=1)
-    h = validation.require_int(config, "model.n_heads", min_value=1)
-    validation.require(d % h == 0, "model.n_heads", h, f"a divisor of model.d_model={d}")
-    validation.require_int(config, "model.n_layers", min_value=1)
+    for name in ("model", "verifier"):
+        d = validation.require_int(config, f"{name}.d_model", min_value=1)
+        h = validation.require_int(config, f"{name}.n_heads", min_value=1)
+        validation.require(d % h == 0, f"{name}.n_heads", h, f"a divisor of {name}.d_model={d}")
+        validation.require_int(config, f"{name}.n_layers", min_value=1)
     validation.require_int(config, "model.max_len", min_value=64)
+    validation.require_sequence(config, "sft.eps_grid", item_ok=lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+                                item_desc="numbers in [0, 1]", min_len=1)
+    validation.require_probability(config, "sft.cgd_frac")
     steps = validation.require_int(config, "train.steps", min_value=1)
-    validation.require_int(config, "train.batch_size", min_value=1)
+    for task in ("cot", "qd", "qa"):
+        validation.require_int(config, f"train.batch_{task}", min_value=1)
     validation.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
     validation.require_int(config, "train.warmup_steps", min_value=0, max_value=steps)
     validation.require_float(config, "train.weight_decay", min_value=0.0)
@@ -54,45 +95,104 @@ def validate(config) -> None:
     validation.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
     ck = validation.require_int(config, "train.checkpoint_every", min_value=1)
     validation.require(ck % log_every == 0, "train.checkpoint_every", ck, f"a multiple of train.log_every={log_every}")
-    validation.require_int(config, "eval.batch_size", min_value=1)
+    validation.require_float(config, "eps_star", min_value=0.0, max_value=1.0)
+    validation.require_int(config, "verifier.n_problems", min_value=1)
+    validation.require_int(config, "verifier.k", min_value=1)
+    validation.require_int(config, "verifier.steps", min_value=1)
+    validation.require_int(config, "verifier.batch_size", min_value=1)
+    validation.require_float(config, "verifier.learning_rate", min_value=0.0, strict=True)
+    validation.require_int(config, "ei.rounds", min_value=0)
+    validation.require_int(config, "ei.n_problems", min_value=1)
+    validation.require_int(config, "ei.k", min_value=1)
+    validation.require_float(config, "ei.temperature", min_value=0.0, strict=True)
+    validation.require_probability(config, "ei.threshold")
+    validation.require_int(config, "ei.steps", min_value=1)
+    validation.require_int(config, "ei.batch_size", min_value=1)
+    validation.require_int(config, "ei.replay_batch", min_value=0)
+    validation.require_float(config, "ei.learning_rate", min_value=0.0, strict=True)
+    validation.require_sequence(config, "ei.methods", item_ok=lambda v: v in DECOMP_METHODS + COT_METHODS,
+                                item_desc=f"names from {list(DECOMP_METHODS + COT_METHODS)}", min_len=0)
+    validation.require_sequence(config, "eval.eps_sweep", item_ok=lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+                                item_desc="numbers in [0, 1]", min_len=0)
+    validation.require_int(config, "eval.batch_rows", min_value=1)
+    validation.require_int(config, "eval.prompt_bucket", min_value=1)
+    validation.require_int(config, "eval.rerank_m", min_value=1)
+    validation.require_probability(config, "eval.rerank_tau")
+    validation.require_int(config, "eval.n_rerank", min_value=0)
+    validation.require_int(config, "eval.max_subquestions", min_value=1)
+    validation.require_int(config, "eval.n_examples", min_value=0)
+    validation.require_int(config, "distill.steps", min_value=0)
 
 
-def build_data(config) -> dict:
-    """Splits (problems) and the SFT-CoT training pool: ids/loss_mask `[n_train, L]` int32."""
-    kw = {"n_distractors": tuple(config.data.n_distractors), "restate_prob": config.data.restate_prob,
-          "max_value": config.data.max_value, "max_literal": config.data.max_literal}
-    splits = {name: ad.make_split(config.seed, name, getattr(config.data, f"n_{name}"), **kw)
-              for name in ("train", "val", "test", "ood")}
-    rows = [ad.cot_tokens(p) for p in splits["train"]]
+def domain_kwargs(config) -> dict:
+    d = config.data
+    return {"n_distractors": tuple(d.n_distractors), "restate_prob": d.restate_prob, "max_value": d.max_value,
+            "max_literal": d.max_literal}
+
+
+def build_splits(config) -> dict:
+    kw = domain_kwargs(config)
+    lengths = {"ood": tuple(config.data.ood_lengths)}
+    return {name: ad.make_split(config.seed, name, getattr(config.data, f"n_{name}"),
+                                lengths=lengths.get(name, tuple(config.data.lengths)), **kw)
+            for name in ("train", "val", "test", "ood")}
+
+
+def _pool(rows) -> dict:
     L = stats.round_up(max(len(t) for t, _ in rows), 16)
-    validation.require(L <= config.model.max_len, "model.max_len", config.model.max_len,
-                       f">= {L} (the longest SFT-CoT training sequence)")
-    pool = {"ids": ad.pad([ad.encode(t) for t, _ in rows], L), "loss_mask": ad.pad([m for _, m in rows], L, value=0)}
-    return {"splits": splits, "pool": pool}
+    return {"ids": ad.pad([ad.encode(t) for t, _ in rows], L), "loss_mask": ad.pad([m for _, m in rows], L, value=0)}
 
 
-def model_config(config) -> transformer.TransformerConfig:
+def _ei_pool(rows) -> dict:
+    """An expert-iteration pool in shape buckets (rows to a multiple of 256, length of 32; `n` real rows, the only
+    ones sampled), so the fine-tuning step compiles for few shapes across rounds."""
+    L = stats.round_up(max(len(t) for t, _ in rows), 32)
+    R = stats.round_up(len(rows), 256)
+    ids, mask = ad.pad([ad.encode(t) for t, _ in rows], L), ad.pad([m for _, m in rows], L, value=0)
+    return {"ids": np.concatenate([ids, np.zeros((R - len(rows), L), np.int32)]),
+            "loss_mask": np.concatenate([mask, np.zeros((R - len(rows), L), np.int32)]),
+            "n": np.int32(len(rows))}
+
+
+def build_pools(config, train) -> dict:
+    """SFT pools, one per task: ids/loss_mask `[n_train, L_task]` int32. ε per row drawn from `sft.eps_grid`;
+    a QA row has CGD with probability `sft.cgd_frac`."""
+    rng = np.random.default_rng([config.seed, 17])
+    grid = tuple(config.sft.eps_grid)
+    eps_qd, eps_qa = rng.choice(grid, len(train)), rng.choice(grid, len(train))
+    cgd = rng.random(len(train)) < config.sft.cgd_frac
+    pools = {"cot": _pool([ad.cot_tokens(p) for p in train]),
+             "qd": _pool([ad.qd_tokens(p, float(e)) for p, e in zip(train, eps_qd, strict=True)]),
+             "qa": _pool([ad.qa_tokens(p, float(e), cgd=bool(c))[:2]
+                          for p, e, c in zip(train, eps_qa, cgd, strict=True)])}
+    longest = max(v["ids"].shape[1] for v in pools.values())
+    validation.require(longest <= config.model.max_len, "model.max_len", config.model.max_len,
+                       f">= {longest} (the longest SFT training sequence)")
+    return pools
+
+
+def model_config(config, *, n_layers: int | None = None) -> transformer.TransformerConfig:
     m = config.model
-    return transformer.TransformerConfig(vocab_size=len(ad.VOCAB), d_model=m.d_model, n_layers=m.n_layers,
-                                         n_heads=m.n_heads, max_len=m.max_len)
+    return transformer.TransformerConfig(vocab_size=len(ad.VOCAB), d_model=m.d_model, n_layers=n_layers or m.n_layers,
+                                         n_heads=m.n_heads, max_len=m.max_len, positions="rotary")
 
 
-def optimizer(config):
+def verifier_config(config) -> transformer.TransformerConfig:
+    v = config.verifier
+    return transformer.TransformerConfig(vocab_size=len(ad.VOCAB), d_model=v.d_model, n_layers=v.n_layers,
+                                         n_heads=v.n_heads, max_len=config.model.max_len, positions="rotary",
+                                         head="scalar")
+
+
+# ------------------------------------------------------------------------------------------------- training
+
+def sft_optimizer(config, steps: int | None = None):
     """AdamW, linear warm-up then cosine decay to 10 % (spec §3 [S]: warm-up, cosine, weight decay 0.05)."""
     t = config.train
-    lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1), t.steps,
+    steps = steps or t.steps
+    lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, max(min(t.warmup_steps, steps - 1), 1), steps,
                                             end_value=0.1 * t.learning_rate)
     return optax.adamw(lr, weight_decay=t.weight_decay)
-
-
-def seed_keys(config) -> jax.Array:
-    return stats.seed_keys(config.seed, config.num_seeds)
-
-
-def create_train_state(config, mc: transformer.TransformerConfig) -> dict:
-    """{"step", "params" [S, ...], "opt" [S, ...]}."""
-    params = jax.vmap(lambda k: transformer.init_params(mc, jax.random.fold_in(k, 0)))(seed_keys(config))
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": jax.vmap(optimizer(config).init)(params)}
 
 
 def lm_loss(params, ids, loss_mask, *, mc):
@@ -101,111 +201,618 @@ def lm_loss(params, ids, loss_mask, *, mc):
     return losses.token_cross_entropy(transformer.forward(params, inputs, config=mc)["logits"], labels, lm)
 
 
-def train_step(state: dict, keys: jax.Array, pool: dict, *, config, mc) -> tuple[dict, dict]:
-    """One AdamW step per seed on a batch drawn (with replacement) from the pool (`keys` `[S]`)."""
-    tx = optimizer(config)
-    n = pool["ids"].shape[0]
+def make_step(mc, tx, batch: dict):
+    """`step(params, opt, key, pools) -> (params, opt, metrics)` for one seed: the sum over pools of the masked NLL
+    of `batch[name]` rows drawn with replacement from `pools[name]`."""
+    names = sorted(n for n, b in batch.items() if b > 0)
 
-    def one(params, opt, key):
-        idx = jax.random.randint(key, (config.train.batch_size,), 0, n)
-        loss, grads = jax.value_and_grad(lm_loss)(params, pool["ids"][idx], pool["loss_mask"][idx], mc=mc)
+    def step(params, opt, key, pools):
+        def loss_fn(p):
+            parts = {}
+            for i, name in enumerate(names):
+                n = pools[name]["n"] if "n" in pools[name] else pools[name]["ids"].shape[0]
+                idx = jax.random.randint(jax.random.fold_in(key, i), (batch[name],), 0, n)
+                parts[name] = lm_loss(p, pools[name]["ids"][idx], pools[name]["loss_mask"][idx], mc=mc)
+            return sum(parts.values()), parts
+
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt = tx.update(grads, opt, params)
-        return optax.apply_updates(params, updates), opt, loss, optax.global_norm(grads)
+        return optax.apply_updates(params, updates), opt, {"train_loss": loss, "grad_norm": optax.global_norm(grads),
+                                                            **{f"loss_{k}": v for k, v in parts.items()}}
 
-    params, opt, loss, gnorm = jax.vmap(one)(state["params"], state["opt"], keys)
-    return {"step": state["step"] + 1, "params": params, "opt": opt}, {"train_loss": loss, "grad_norm": gnorm}
-
-
-def make_train_chunk(config, mc):
-    """`chunk(state, pool) -> (state, last metrics)`: `train.log_every` steps in one jitted `lax.scan`."""
-    skeys = seed_keys(config)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def chunk(state, pool):
-        def body(st, _):
-            keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), st["step"]))(skeys)
-            return train_step(st, keys, pool, config=config, mc=mc)
-
-        state, metrics = jax.lax.scan(body, state, None, length=config.train.log_every)
-        return state, jax.tree.map(lambda m: m[-1], metrics)
-
-    return chunk
+    return step
 
 
-def cot_prompts(problems, P: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded `<BOS> <COT> p <SEP>` prompts `[n, P]` and their masks."""
-    ids = np.zeros((len(problems), P), np.int32)
-    for i, p in enumerate(problems):
-        toks, mask = ad.cot_tokens(p)
-        prompt = ad.encode(toks[:mask.index(1)])
-        ids[i, P - len(prompt):] = prompt
-    return ids, (ids != ad.PAD).astype(np.int32)
+def make_chunk(step, length: int, *, vmapped: bool):
+    """`chunk(params, opt, keys, start, pools)`: `length` steps in one jitted `lax.scan` (over seeds if vmapped)."""
+    def run(params, opt, key, start, pools):
+        def body(carry, i):
+            p, o = carry
+            p, o, m = step(p, o, jax.random.fold_in(key, start + i), pools)
+            return (p, o), m
+
+        (params, opt), metrics = jax.lax.scan(body, (params, opt), jnp.arange(length))
+        return params, opt, jax.tree.map(lambda m: m[-1], metrics)
+
+    if vmapped:
+        run = jax.vmap(run, in_axes=(0, 0, 0, None, None))
+    return jax.jit(run, donate_argnums=(0, 1))
 
 
-def evaluate_cot(params, problems, *, mc, batch_size: int, prompt_len: int, max_new: int) -> dict:
-    """Greedy SFT-CoT answers of one model: per-problem correct, first-error index and parse failure."""
-    ids, mask = cot_prompts(problems, prompt_len)
-    n = len(problems)
-    n_pad = stats.round_up(n, batch_size) - n  # one shape per call: the last chunk is padded with copies of row 0
-    ids, mask = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)]), np.concatenate([mask, np.repeat(mask[:1],
-                                                                                                        n_pad, 0)])
-    out = []
-    for s in range(0, len(ids), batch_size):
-        g = decoding.generate(params, jnp.asarray(ids[s:s + batch_size]), jnp.asarray(mask[s:s + batch_size]),
-                              jax.random.key(0), config=mc, max_new_tokens=max_new, temperature=0.0, eos_id=ad.EOS)
-        out.append(np.asarray(g["tokens"]))
-    tokens = np.concatenate(out)[:n]
-    correct = np.array([ad.final_answer_correct(t, p) for t, p in zip(tokens, problems, strict=True)])
-    first_err = np.array([ad.cot_first_error(t, p) for t, p in zip(tokens, problems, strict=True)])
-    parse_fail = np.array([ad.final_answer(t) is None for t in tokens])
-    return {"correct": correct, "first_error": first_err, "parse_fail": parse_fail,
-            "n_steps": np.array([p.n_steps for p in problems]), "tokens": tokens}
-
-
-def train_and_evaluate(config, workdir: str) -> dict:
-    validate(config)
-    t0 = time.time()
-    os.makedirs(workdir, exist_ok=True)
-    mc = model_config(config)
-    data = build_data(config)
-    pool = jax.tree.map(jnp.asarray, data["pool"])
-    state = create_train_state(config, mc)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=config.train.checkpoint_every, keep=2)
+def train_sft(config, workdir: str, pools: dict, mc, *, name: str, batch: dict, steps: int, n_seeds: int,
+              seed_offset: int = 0):
+    """Trains `n_seeds` models (a vmap axis) on the pools; checkpointed under workdir/name, resumable."""
+    tx = sft_optimizer(config, steps)
+    keys = stats.seed_keys(config.seed, n_seeds, start=seed_offset)
+    params = jax.vmap(lambda k: transformer.init_params(mc, jax.random.fold_in(k, 0)))(keys)
+    state = {"params": params, "opt": jax.vmap(tx.init)(params)}
+    ckpt = Checkpointer(os.path.join(workdir, name), save_every=config.train.checkpoint_every, keep=2)
     restored = ckpt.restore_latest(state)
     start = 0
     if restored is not None:
         start, state = restored
-        print(f"autoprm: resuming from step {start} in {workdir}")
-    writer = MetricWriter(workdir, resume_step=start if restored is not None else None)
-    chunk = make_train_chunk(config, mc)
-    every = config.train.log_every
-    with progress(config.train.steps, desc="autoprm sft-cot", initial=start) as bar:
-        for step in range(start + every, config.train.steps + 1, every):
-            state, metrics = chunk(state, pool)
+        print(f"autoprm: resuming {name} from step {start} in {workdir}")
+    every = min(config.train.log_every, steps)
+    writer = MetricWriter(os.path.join(workdir, name), resume_step=start if restored is not None else None)
+    chunk = make_chunk(make_step(mc, tx, batch), every, vmapped=True)
+    pools_j = jax.tree.map(jnp.asarray, pools)
+    train_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    with progress(steps, desc=f"autoprm {name}", initial=start) as bar:
+        for step in range(start + every, steps + 1, every):
+            p, o, metrics = chunk(state["params"], state["opt"], train_keys, step - every, pools_j)
+            state = {"params": p, "opt": o}
             check_finite(step, metrics)
             writer.write_scalars(step, metrics)
             ckpt.maybe_save(step, state)
             bar.set_postfix({"loss": " ".join(f"{x:.3f}" for x in np.asarray(metrics["train_loss"]))}, refresh=False)
             bar.update(every)
+    if ckpt.latest_step() != steps:
+        ckpt.save(steps, state)
     ckpt.close()
     writer.close()
-    train_seconds = time.time() - t0
+    return state["params"]
 
-    evals = ("val", "test", "ood")
-    prompt_len = stats.round_up(max(ad.cot_tokens(p)[1].index(1) for s in evals for p in data["splits"][s]), 16)
-    max_new = max(len(ad.cot_tokens(p)[0]) - ad.cot_tokens(p)[1].index(1) for s in evals for p in data["splits"][s])
-    max_new = stats.round_up(max_new + 4, 8)  # room for a longer (wrong) chain than the gold one
-    validation.require(prompt_len + max_new <= config.model.max_len, "model.max_len", config.model.max_len,
-                       f">= {prompt_len + max_new} (longest evaluation prompt + generation)")
-    results = {s: [] for s in evals}
+
+def finetune(params, pool: dict, *, mc, config, key, replay: dict | None, steps: int):
+    """Expert-iteration fine-tuning of one model: `steps` AdamW steps (constant lr `ei.learning_rate`) on batches of
+    the accepted samples plus a replay batch from each SFT pool (so QD and the other tasks are not forgotten)."""
+    tx = optax.adamw(config.ei.learning_rate, weight_decay=config.train.weight_decay)
+    batch = {"ei": config.ei.batch_size}
+    pools = {"ei": pool}
+    if replay is not None and config.ei.replay_batch:
+        for name, p in replay.items():
+            batch[f"replay_{name}"] = config.ei.replay_batch
+            pools[f"replay_{name}"] = p
+    chunk = _finetune_chunk(mc, tx, tuple(sorted(batch.items())), steps, config.ei.learning_rate)
+    params = jax.tree.map(jnp.copy, params)  # the chunk donates its input; the caller may keep the old params
+    params, _, metrics = chunk(params, tx.init(params), key, 0, jax.tree.map(jnp.asarray, pools))
+    check_finite(steps, metrics)
+    return params
+
+
+_CHUNKS: dict = {}
+
+
+def _finetune_chunk(mc, tx, batch_items, steps, lr):
+    """One jitted chunk per (model, batches, steps, lr); pools of a new bucketed shape retrace it (few shapes)."""
+    key = (mc, batch_items, steps, lr)
+    if key not in _CHUNKS:
+        _CHUNKS[key] = make_chunk(make_step(mc, tx, dict(batch_items)), steps, vmapped=False)
+    return _CHUNKS[key]
+
+
+def train_verifier(vc, examples: dict, *, config, key) -> dict:
+    """Binary cross-entropy on (tokens, label) examples: ids `[n, L]` right-padded, labels `[n]`."""
+    v = config.verifier
+    params = transformer.init_params(vc, jax.random.fold_in(key, 0))
+    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, v.learning_rate, max(v.steps // 10, 1), v.steps,
+                                                       end_value=0.1 * v.learning_rate), weight_decay=0.01)
+    ids, labels = jnp.asarray(examples["ids"]), jnp.asarray(examples["labels"], jnp.float32)
+    # balance the classes: the SFT model's samples are mostly right or mostly wrong depending on its accuracy
+    pos = float(np.clip(np.mean(examples["labels"]), 0.05, 0.95))
+    weights = jnp.where(labels > 0, 0.5 / pos, 0.5 / (1 - pos))
+
+    def loss_fn(p, idx):
+        score = transformer.forward(p, ids[idx], config=vc, attention_mask=(ids[idx] != ad.PAD).astype(jnp.int32))
+        return jnp.mean(weights[idx] * optax.sigmoid_binary_cross_entropy(score["score"], labels[idx]))
+
+    @jax.jit
+    def run(params, opt):
+        def body(carry, i):
+            p, o = carry
+            idx = jax.random.randint(jax.random.fold_in(key, i + 1), (v.batch_size,), 0, ids.shape[0])
+            loss, g = jax.value_and_grad(loss_fn)(p, idx)
+            u, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, u), o), loss
+
+        (params, opt), loss_hist = jax.lax.scan(body, (params, opt), jnp.arange(v.steps))
+        return params, loss_hist
+
+    params, loss_hist = run(params, tx.init(params))
+    check_finite(v.steps, {"verifier_loss": loss_hist[-1]})
+    return params
+
+
+# ----------------------------------------------------------------------------------------------- generation
+
+def _left_pad(seqs, P: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.zeros((len(seqs), P), np.int32)
+    for i, s in enumerate(seqs):
+        ids[i, P - len(s):] = s
+    return ids, (ids != ad.PAD).astype(np.int32)
+
+
+def sample(params, mc, prompts, *, max_new: int, stop, k: int = 1, temperature: float = 0.0, key=None,
+           batch_rows: int = 256, max_len: int | None = None, bucket: int = 64) -> dict:
+    """k continuations per prompt (token-id lists), batched KV-cached generation (`lib/decoding.generate`), left-padded
+    prompts in length buckets of 32 and fixed row batches, so few shapes compile.
+
+    Returns {"tokens": list over prompts of k id lists (up to and including the stop token), "logp" `[n, k]`
+    (sum of the chosen tokens' log-probabilities), "n_tokens" (tokens sampled)}."""
+    n = len(prompts)
+    P = stats.round_up(max(len(p) for p in prompts), bucket)
+    if max_len is not None and P + max_new > max_len:
+        P = max(max(len(p) for p in prompts), max_len - max_new)
+    ids, mask = _left_pad(prompts, P)
+    ids, mask = np.repeat(ids, k, 0), np.repeat(mask, k, 0)
+    rows = n * k
+    b = _row_bucket(rows, batch_rows)
+    n_pad = stats.round_up(rows, b) - rows
+    ids, mask = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)]), np.concatenate([mask, np.repeat(mask[:1],
+                                                                                                        n_pad, 0)])
+    key = jax.random.key(0) if key is None else key
+    toks, logps, lens = [], [], []
+    for s in range(0, rows + n_pad, b):
+        g = decoding.generate(params, jnp.asarray(ids[s:s + b]), jnp.asarray(mask[s:s + b]), key, config=mc,
+                              max_new_tokens=max_new, temperature=temperature, eos_id=tuple(stop),
+                              row_ids=jnp.arange(s, s + b))
+        toks.append(np.asarray(g["tokens"]))
+        logps.append(np.asarray(g["logprobs"]).sum(1))
+        lens.append(np.asarray(g["lengths"]))
+    toks, logps, lens = np.concatenate(toks)[:rows], np.concatenate(logps)[:rows], np.concatenate(lens)[:rows]
+    out = [[toks[i * k + j, :lens[i * k + j]].tolist() for j in range(k)] for i in range(n)]
+    return {"tokens": out, "logp": logps.reshape(n, k), "n_tokens": int(lens.sum())}
+
+
+def _row_bucket(rows: int, batch_rows: int) -> int:
+    """Rows per generation call: `batch_rows`, or the next power of two ≥ 8 for fewer rows (few compiled shapes)."""
+    return min(batch_rows, max(8, 1 << (max(rows, 1) - 1).bit_length()))
+
+
+def sub_max_new(config) -> int:
+    """Token budget of every generation call (one value, so one compiled shape): a decomposition of
+    `eval.max_subquestions` sub-questions (7 tokens each), or the longest chain as one CoT trace (6 per equation)."""
+    return max(6 * max(tuple(config.data.ood_lengths) + tuple(config.data.lengths)) + 4,
+               7 * config.eval.max_subquestions + 1)
+
+
+def _strip_stop(ids) -> tuple:
+    ids = list(ids)
+    if ids and ids[-1] in STOPS:
+        ids = ids[:-1]
+    return tuple(ad.VOCAB[i] for i in ids)
+
+
+def decompose(params, mc, problems, eps: float, *, config) -> list[list[tuple]]:
+    """Greedy QD at granularity ε: sub-question token tuples per problem (at most `eval.max_subquestions`; a problem
+    whose decomposition is empty falls back to its own question, as at ε = 0)."""
+    prompts = [ad.encode(ad.qd_prompt(p, eps)) for p in problems]
+    g = sample(params, mc, prompts, max_new=sub_max_new(config), stop=(ad.EOS,),
+               batch_rows=config.eval.batch_rows, max_len=config.model.max_len,
+                   bucket=config.eval.prompt_bucket)
+    out = []
+    for p, cand in zip(problems, g["tokens"], strict=True):
+        qs = ad.split_subquestions(cand[0])[:config.eval.max_subquestions]
+        out.append(qs or [tuple(p.question)])
+    return out
+
+
+def verifier_inputs(problem, questions, sols, t: int, cand, *, cgd: bool) -> list:
+    """What the learned verifier reads: the QA prompt of step t, the candidate and its stop token."""
+    stop = "<PRE>" if t + 1 < len(questions) else "<ANS>"
+    return ad.encode(ad.qa_chain(problem, questions, sols, t, cgd=cgd) + list(cand) + [stop])
+
+
+def score_learned(vparams, vc, seqs: list, *, batch_rows: int = 256, bucket: int = 64) -> np.ndarray:
+    """P(correct) from the learned verifier for right-padded id lists (length buckets of `bucket`)."""
+    L = stats.round_up(max(len(s) for s in seqs), bucket)
+    ids = ad.pad(seqs, L)
+    b = _row_bucket(len(seqs), batch_rows)
+    n_pad = stats.round_up(len(seqs), b) - len(seqs)
+    ids = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)])
+    out = [np.asarray(_score_jit(vparams, jnp.asarray(ids[s:s + b]), vc)) for s in range(0, len(ids), b)]
+    return np.concatenate(out)[:len(seqs)]
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _score_jit(vparams, ids, vc):
+    return jax.nn.sigmoid(transformer.forward(vparams, ids, config=vc,
+                                              attention_mask=(ids != ad.PAD).astype(jnp.int32))["score"])
+
+
+def solve_chains(params, mc, problems, questions, *, config, cgd: bool, k: int = 1, temperature: float = 0.0,
+                 key=None, reward=None, threshold: float = 0.5, collect: bool = False) -> dict:
+    """Answers the sub-questions in order (QA), batched over problems: at step t each active problem's prompt is
+    the QA prefix, the chosen earlier sub-solutions and the step context; k candidates are sampled; with
+    `reward(items) -> [len(items)]` (items: (problem index, t, candidate tokens)) the best-rewarded one is kept,
+    else candidate 0.
+
+    Returns {"sols": chosen sub-solutions per problem, "reward", "accepted", "true" (oracle, per step),
+    "answer" (the last sub-answer), "n_tokens", "samples" (if collect: every candidate with its oracle label)}."""
+    n = len(problems)
+    sols = [[] for _ in range(n)]
+    rew, acc, true = ([[] for _ in range(n)] for _ in range(3))
+    samples, n_tokens = [], 0
+    max_new = sub_max_new(config)
+    key = jax.random.key(0) if key is None else key
+    for t in range(max(len(q) for q in questions)):
+        active = [i for i in range(n) if t < len(questions[i])]
+        prompts = [ad.encode(ad.qa_chain(problems[i], questions[i], sols[i], t, cgd=cgd)) for i in active]
+        g = sample(params, mc, prompts, max_new=max_new, stop=STOPS, k=k, temperature=temperature,
+                   key=jax.random.fold_in(key, t), batch_rows=config.eval.batch_rows, max_len=config.model.max_len,
+                   bucket=config.eval.prompt_bucket)
+        n_tokens += g["n_tokens"]
+        cands = [[_strip_stop(c) for c in row] for row in g["tokens"]]
+        oracle = np.array([[ad.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t]))
+                            for c in row] for i, row in zip(active, cands, strict=True)])
+        if reward is not None:
+            r = np.asarray(reward([(i, t, c) for i, row in zip(active, cands, strict=True) for c in row],
+                                  sols), float).reshape(len(active), k)
+            best, ok = ei_lib.choose_candidates(r, g["logp"], threshold=threshold)
+        else:
+            r, best, ok = oracle.astype(float), np.zeros(len(active), int), np.ones(len(active), bool)
+        for j, i in enumerate(active):
+            sols[i].append(cands[j][best[j]])
+            rew[i].append(float(r[j, best[j]]))
+            acc[i].append(bool(ok[j]))
+            true[i].append(bool(oracle[j, best[j]]))
+        if collect:
+            samples += [(i, t, list(sols[i][:t]), c, bool(o)) for j, i in enumerate(active)
+                        for c, o in zip(cands[j], oracle[j], strict=True)]
+    answer = [ad.parse_solution(s[-1])[1] if s else None for s in sols]
+    return {"sols": sols, "reward": rew, "accepted": acc, "true": true, "answer": answer, "n_tokens": n_tokens,
+            "samples": samples}
+
+
+def make_reward(kind: str, problems, questions, *, cgd: bool, vparams=None, vc=None, batch_rows: int = 256,
+                bucket: int = 64):
+    """`reward(items, sols) -> [len(items)]` for the verifier kind: learned (P(correct)), oracle (exact match of the
+    sub-answer with the named quantity), hackable (any valid equation chain starting from a number in the text)."""
+    def reward(items, sols):
+        if kind == "oracle":
+            return [ad.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t])) for i, t, c in items]
+        if kind == "hackable":
+            return [ad.hackable_check(c, problems[i]) for i, t, c in items]
+        seqs = [verifier_inputs(problems[i], questions[i], sols[i], t, c, cgd=cgd) for i, t, c in items]
+        return score_learned(vparams, vc, seqs, batch_rows=batch_rows, bucket=bucket)
+    return reward
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+def evaluate_decomp(params, mc, problems, *, config, eps: float, cgd: bool, qd_params=None, qd_mc=None) -> dict:
+    """QD at ε (greedy; `qd_params` for a separate decomposer) then QA greedy: per-problem final correctness, step
+    accuracy (sub-answers equal to the quantity each sub-question names), trace correctness, parse failures."""
+    questions = decompose(qd_params if qd_params is not None else params, qd_mc or mc, problems, eps, config=config)
+    out = solve_chains(params, mc, problems, questions, config=config, cgd=cgd)
+    correct = np.array([a == p.answer for a, p in zip(out["answer"], problems, strict=True)])
+    return {"correct": correct, "n_steps": np.array([p.n_steps for p in problems]),
+            "step_acc": np.array([np.mean(t) for t in out["true"]]),
+            "trace_correct": np.array([all(t) for t in out["true"]]) & correct,
+            "parse_fail": np.array([a is None for a in out["answer"]]),
+            "n_sub": np.array([len(q) for q in questions]), "questions": questions, "sols": out["sols"]}
+
+
+def evaluate_cot(params, mc, problems, *, config) -> dict:
+    """Greedy CoT answers: per-problem correct, first-error index, parse failure."""
+    prompts = [ad.encode(ad.cot_prompt(p)) for p in problems]
+    max_new = sub_max_new(config)
+    g = sample(params, mc, prompts, max_new=max_new, stop=(ad.EOS,), batch_rows=config.eval.batch_rows,
+               max_len=config.model.max_len, bucket=config.eval.prompt_bucket)
+    tokens = [row[0] for row in g["tokens"]]
+    correct = np.array([ad.final_answer_correct(t, p) for t, p in zip(tokens, problems, strict=True)])
+    first_err = np.array([ad.cot_first_error(t, p) for t, p in zip(tokens, problems, strict=True)])
+    return {"correct": correct, "n_steps": np.array([p.n_steps for p in problems]),
+            "trace_correct": (first_err == -1) & correct,
+            "parse_fail": np.array([ad.final_answer(t) is None for t in tokens]), "tokens": tokens}
+
+
+def evaluate_rerank(params, mc, problems, *, config, reward_fn_for, key) -> dict:
+    """Verifier-reranked search (spec §2.9): m sampled candidates per step, keep argmax log P + log R; abstain when
+    every candidate's R < τ at some step. Accuracy counts an abstention as wrong; selective accuracy excludes it."""
+    questions = decompose(params, mc, problems, config.eps_star, config=config)
+    m, tau = config.eval.rerank_m, config.eval.rerank_tau
+    reward = reward_fn_for(problems, questions)
+    n = len(problems)
+    sols, abstain = [[] for _ in range(n)], np.zeros(n, bool)
+    max_new = sub_max_new(config)
+    for t in range(max(len(q) for q in questions)):
+        active = [i for i in range(n) if t < len(questions[i])]
+        prompts = [ad.encode(ad.qa_chain(problems[i], questions[i], sols[i], t, cgd=True)) for i in active]
+        g = sample(params, mc, prompts, max_new=max_new, stop=STOPS, k=m, temperature=config.ei.temperature,
+                   key=jax.random.fold_in(key, t), batch_rows=config.eval.batch_rows, max_len=config.model.max_len,
+                   bucket=config.eval.prompt_bucket)
+        cands = [[_strip_stop(c) for c in row] for row in g["tokens"]]
+        r = np.asarray(reward([(i, t, c) for i, row in zip(active, cands, strict=True) for c in row], sols),
+                       float).reshape(len(active), m)
+        best, abst = ei_lib.rerank(g["logp"], r, tau=tau)
+        for j, i in enumerate(active):
+            sols[i].append(cands[j][best[j]])
+            abstain[i] |= bool(abst[j])
+    answers = [ad.parse_solution(s[-1])[1] for s in sols]
+    correct = np.array([a == p.answer for a, p in zip(answers, problems, strict=True)])
+    return {"correct": correct & ~abstain, "answered_correct": correct, "abstain": abstain}
+
+
+# ----------------------------------------------------------------------------------------- expert iteration
+
+def ei_problems(config, train, r: int, seed: int) -> list:
+    """Round r's problems: a slice of the training split (different per round and seed, wrapping around)."""
+    n = config.ei.n_problems
+    start = ((seed * config.ei.rounds + r - 1) * n) % len(train)
+    return [train[(start + i) % len(train)] for i in range(n)]
+
+
+def collect_decomp(params, mc, problems, *, config, method, vparams, vc, key) -> tuple[dict, dict]:
+    """One EI round's samples for a decomposed method → (EI pool, stats)."""
+    kind, cgd = METHOD_SPEC[method]
+    questions = decompose(params, mc, problems, config.eps_star, config=config)
+    reward = make_reward(kind, problems, questions, cgd=cgd, vparams=vparams, vc=vc, batch_rows=config.eval.batch_rows,
+                         bucket=config.eval.prompt_bucket)
+    out = solve_chains(params, mc, problems, questions, config=config, cgd=cgd, k=config.ei.k,
+                       temperature=config.ei.temperature, key=key, reward=reward, threshold=config.ei.threshold)
+    rows, chosen_pred, chosen_true = [], [], []
+    for i, p in enumerate(problems):
+        keep = ei_lib.accepted_prefix(out["accepted"][i])
+        chosen_pred += [r >= config.ei.threshold for r in out["reward"][i]]
+        chosen_true += out["true"][i]
+        if keep.any():
+            rows.append(ad.qa_chain_sequence(p, questions[i], out["sols"][i], keep, cgd=cgd))
+    n_steps = sum(len(a) for a in out["accepted"])
+    stats_ = {"tokens_sampled": out["n_tokens"], "steps_kept": int(sum(sum(m) > 0 for _, m in rows)),
+              "kept_frac": float(sum(ei_lib.accepted_prefix(a).sum() for a in out["accepted"]) / max(n_steps, 1)),
+              "tampering_gap": ei_lib.tampering_gap(chosen_pred, chosen_true),
+              "sample_true_frac": float(np.mean(chosen_true))}
+    return (_ei_pool(rows) if rows else None), stats_
+
+
+def collect_cot(params, mc, problems, *, config, method, key) -> tuple[dict, dict]:
+    """One EI round's CoT samples for ORM-RL / PRM-RL → (EI pool, stats)."""
+    prompts = [ad.cot_prompt(p) for p in problems]
+    max_new = sub_max_new(config)
+    g = sample(params, mc, [ad.encode(x) for x in prompts], max_new=max_new, stop=(ad.EOS,), k=config.ei.k,
+               temperature=config.ei.temperature, key=key, batch_rows=config.eval.batch_rows,
+               max_len=config.model.max_len, bucket=config.eval.prompt_bucket)
+    rows, right = [], []
+    for p, prompt, cands in zip(problems, prompts, g["tokens"], strict=True):
+        for c in cands:
+            toks = [ad.VOCAB[i] for i in c]
+            m = ad.cot_trace_mask(toks, p, "orm" if method == "orm_rl" else "prm")
+            right.append(ad.final_answer_correct(toks, p))
+            if any(m):
+                rows.append((prompt + toks, [0] * len(prompt) + m))
+    return (_ei_pool(rows) if rows else None), {"tokens_sampled": g["n_tokens"], "steps_kept": len(rows),
+                                             "sample_true_frac": float(np.mean(right))}
+
+
+def val_accuracy(params, mc, problems, *, config, method) -> float:
+    if method in COT_METHODS:
+        return float(evaluate_cot(params, mc, problems, config=config)["correct"].mean())
+    return float(evaluate_decomp(params, mc, problems, config=config, eps=config.eps_star,
+                                 cgd=METHOD_SPEC[method][1])["correct"].mean())
+
+
+def run_ei(params, mc, splits, pools, *, config, method, seed, vparams, vc) -> tuple[dict, list]:
+    key = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 1000 + list(METHOD_SPEC).index(method)
+                             if method in METHOD_SPEC else 2000 + COT_METHODS.index(method))
+    replay = jax.tree.map(jnp.asarray, pools)
+
+    def collect(p, r):
+        probs = ei_problems(config, splits["train"], r, seed)
+        if method in COT_METHODS:
+            return collect_cot(p, mc, probs, config=config, method=method, key=jax.random.fold_in(key, r))
+        return collect_decomp(p, mc, probs, config=config, method=method, vparams=vparams, vc=vc,
+                              key=jax.random.fold_in(key, r))
+
+    def tune(p, pool, r):
+        if pool is None:
+            return p
+        return finetune(p, pool, mc=mc, config=config, key=jax.random.fold_in(key, 10_000 + r), replay=replay,
+                        steps=config.ei.steps)
+
+    evaluate = functools.partial(val_accuracy, mc=mc, problems=splits["val"], config=config, method=method)
+    return ei_lib.expert_iteration(params, rounds=config.ei.rounds, collect=collect, finetune=tune, evaluate=evaluate)
+
+
+# --------------------------------------------------------------------------------------------- stage cache
+
+def _tree_path(workdir, name):
+    return os.path.join(workdir, "stages", f"{name}.npz")
+
+
+def save_tree(workdir: str, name: str, tree) -> None:
+    os.makedirs(os.path.join(workdir, "stages"), exist_ok=True)
+    write_npz_atomic(_tree_path(workdir, name), {f"l{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))})
+
+
+def load_tree(workdir: str, name: str, like):
+    d = read_npz_or_none(_tree_path(workdir, name))
+    if d is None:
+        return None
+    leaves, treedef = jax.tree.flatten(like)
+    return jax.tree.unflatten(treedef, [jnp.asarray(d[f"l{i}"]) for i in range(len(leaves))])
+
+
+def cached_json(workdir: str, name: str, fn):
+    """fn() once: its JSON-able result is stored under workdir/stages/name.json and read back on a rerun."""
+    path = os.path.join(workdir, "stages", f"{name}.json")
+    if os.path.exists(path):
+        return read_json(path)
+    out = fn()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json_atomic(path, out)
+    return out
+
+
+def cached_eval(workdir: str, name: str, fn, *args, **kwargs) -> dict:
+    """fn(*args, **kwargs)'s per-problem arrays (JSON), computed once per workdir (a rerun reads them back)."""
+    return cached_json(workdir, name, lambda: _jsonable_eval(fn(*args, **kwargs)))
+
+
+def _jsonable_eval(res: dict) -> dict:
+    out = {}
+    for k, v in res.items():
+        if k in ("questions", "sols", "tokens"):
+            continue
+        out[k] = np.asarray(v).tolist()
+    return out
+
+
+def _examples(problems, res, n: int) -> list:
+    """A few decoded problems: text, sub-questions, sub-solutions, answer."""
+    ex = []
+    for i in range(min(n, len(problems))):
+        p = problems[i]
+        ex.append({"problem": " ".join(p.text), "gold": p.answer, "n_steps": p.n_steps,
+                   "subquestions": [" ".join(q) for q in res["questions"][i]],
+                   "subsolutions": [" ".join(s) for s in res["sols"][i]], "correct": bool(res["correct"][i])})
+    return ex
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    validate(config)
+    t0 = time.time()
+    os.makedirs(workdir, exist_ok=True)
+    mc, vc = model_config(config), verifier_config(config)
+    splits = build_splits(config)
+    pools = build_pools(config, splits["train"])
+    batch = {"cot": config.train.batch_cot, "qd": config.train.batch_qd, "qa": config.train.batch_qa}
+    sft = train_sft(config, workdir, pools, mc, name="sft", batch=batch, steps=config.train.steps,
+                    n_seeds=config.num_seeds)
+    timings = {"sft_seconds": time.time() - t0}
+    one = jax.tree.map(lambda x: x[0], sft)
+    evals: dict = {}
+    histories: dict = {}
+    extras: dict = {"examples": []}
+
+    distill = None
+    if config.distill.steps:
+        t = time.time()
+        half = max(config.model.n_layers // 2, 1)
+        dmc = model_config(config, n_layers=half)
+        dqd = train_sft(config, workdir, {"qd": pools["qd"]}, dmc, name="distill_qd", batch={"qd": batch["qd"]},
+                        steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=100)
+        cgd_rows = {"qa": pools["qa"]}
+        dqa = train_sft(config, workdir, cgd_rows, dmc, name="distill_qa", batch={"qa": batch["qa"]},
+                        steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=200)
+        distill = (dmc, dqd, dqa)
+        timings["distill_seconds"] = time.time() - t
+
     for seed in range(config.num_seeds):
-        params = jax.tree.map(lambda x, i=seed: x[i], state["params"])
-        for s in evals:
-            results[s].append(evaluate_cot(params, data["splits"][s], mc=mc, batch_size=config.eval.batch_size,
-                                           prompt_len=prompt_len, max_new=max_new))
-    metrics, claims = claims_lib.compute(config, results)
-    metrics.update({"train_seconds": train_seconds, "total_seconds": time.time() - t0,
-                    "n_params": transformer.count_params(jax.tree.map(lambda x: x[0], state["params"])),
-                    "train_tokens": int(config.train.steps * config.train.batch_size * data["pool"]["ids"].shape[1])})
+        t_seed = time.time()
+        params = jax.tree.map(lambda x, s=seed: x[s], sft)
+        ev = evals.setdefault(seed, {})
+        for split in ("test", "ood"):
+            ev[f"sft_cot/{split}"] = cached_eval(workdir, f"eval_sft_cot_{split}_s{seed}", evaluate_cot, params, mc,
+                                                 splits[split], config=config)
+            ev[f"sft_decomp/{split}"] = cached_eval(workdir, f"eval_sft_decomp_{split}_s{seed}", evaluate_decomp,
+                                                    params, mc, splits[split], config=config, eps=config.eps_star,
+                                                    cgd=True)
+        if distill is not None:
+            dmc, dqd, dqa = distill
+            qd_p, qa_p = (jax.tree.map(lambda x, s=seed: x[s], t) for t in (dqd, dqa))
+            ev["distill/test"] = cached_eval(workdir, f"eval_distill_test_s{seed}", evaluate_decomp, qa_p, dmc,
+                                             splits["test"], config=config, eps=config.eps_star, cgd=True,
+                                             qd_params=qd_p, qd_mc=dmc)
+
+        # the learned step verifier, from the SFT model's own samples on training problems (automatic labels)
+        vparams = None
+        if any(METHOD_SPEC.get(m, ("",))[0] == "learned" for m in config.ei.methods):
+            vkey = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 500)
+            like = transformer.init_params(vc, vkey)
+            vparams = load_tree(workdir, f"verifier_s{seed}", like)
+            if vparams is None:
+                tv = time.time()
+                vprobs = splits["train"][-config.verifier.n_problems:]
+                qs = decompose(params, mc, vprobs, config.eps_star, config=config)
+                out = solve_chains(params, mc, vprobs, qs, config=config, cgd=True, k=config.verifier.k,
+                                   temperature=config.ei.temperature, key=vkey, collect=True)
+                seqs = [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=True) for i, t, sols, c, _ in out["samples"]]
+                labels = np.array([o for *_, o in out["samples"]])
+                # CGD and no-CGD layouts both: the verifier must score both variants' steps
+                seqs += [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=False)
+                         for i, t, sols, c, _ in out["samples"]]
+                labels = np.concatenate([labels, labels])
+                perm = np.random.default_rng([config.seed, seed, 5]).permutation(len(seqs))
+                n_hold = max(len(seqs) // 10, 1)
+                hold, fit = perm[:n_hold], perm[n_hold:]
+                L = stats.round_up(max(len(s) for s in seqs), config.eval.prompt_bucket)
+                vparams = train_verifier(vc, {"ids": ad.pad([seqs[i] for i in fit], L), "labels": labels[fit]},
+                                         config=config, key=vkey)
+                held = score_learned(vparams, vc, [seqs[i] for i in hold], batch_rows=config.eval.batch_rows,
+                                     bucket=config.eval.prompt_bucket)
+                save_tree(workdir, f"verifier_s{seed}", vparams)
+                write_json_atomic(os.path.join(workdir, "stages", f"verifier_s{seed}.json"), {
+                    "auroc": ei_lib.auroc(held, labels[hold]), "n_examples": len(seqs),
+                    "pos_frac": float(labels.mean()), "seconds": time.time() - tv,
+                    "heldout_acc": float(((held >= 0.5) == labels[hold]).mean())})
+            ev["verifier"] = read_json(os.path.join(workdir, "stages", f"verifier_s{seed}.json"))
+
+        for method in config.ei.methods:
+            name = f"ei_{method}_s{seed}"
+            best = load_tree(workdir, name, params)
+            hist_path = os.path.join(workdir, "stages", f"{name}.json")
+            if best is None or not os.path.exists(hist_path):
+                te = time.time()
+                best, hist = run_ei(params, mc, splits, pools, config=config, method=method, seed=seed,
+                                    vparams=vparams, vc=vc)
+                save_tree(workdir, name, best)
+                write_json_atomic(hist_path, {"history": hist, "seconds": time.time() - te})
+            histories.setdefault(method, {})[seed] = read_json(hist_path)["history"]
+            cgd = METHOD_SPEC.get(method, (None, True))[1]
+            splits_eval = ("test", "ood") if not method.startswith("hack") else ("test",)
+            for split in splits_eval:
+                if method in COT_METHODS:
+                    ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_cot,
+                                                          best, mc, splits[split], config=config)
+                else:
+                    ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_decomp,
+                                                          best, mc, splits[split], config=config, eps=config.eps_star,
+                                                          cgd=cgd)
+            if method == "autoprm":
+                for eps in config.eval.eps_sweep:
+                    if abs(eps - config.eps_star) < 1e-9:  # the same evaluation as autoprm/test
+                        ev[f"eps{eps:.1f}/test"] = ev["autoprm/test"]
+                        continue
+                    ev[f"eps{eps:.1f}/test"] = cached_eval(workdir, f"eval_eps{eps:.1f}_s{seed}", evaluate_decomp, best,
+                                                           mc, splits["test"], config=config, eps=eps, cgd=True)
+                if config.eval.n_rerank:
+                    reward_for = functools.partial(make_reward, "learned", cgd=True, vparams=vparams, vc=vc,
+                                                   batch_rows=config.eval.batch_rows, bucket=config.eval.prompt_bucket)
+                    ev["rerank/test"] = cached_eval(workdir, f"eval_rerank_s{seed}", evaluate_rerank, best, mc,
+                                                    splits["test"][:config.eval.n_rerank], config=config,
+                                                    key=jax.random.key(seed), reward_fn_for=reward_for)
+                if seed == 0 and config.eval.n_examples:
+                    probs = splits["test"][:config.eval.n_examples]
+                    extras["examples"] = cached_json(workdir, "examples", lambda b=best, pr=probs: _examples(
+                        pr, evaluate_decomp(b, mc, pr, config=config, eps=config.eps_star, cgd=True), len(pr)))
+        if seed == 0 and config.eval.n_examples and not extras["examples"]:  # no AutoPRM run: SFT-Decomp's
+            probs = splits["test"][:config.eval.n_examples]
+            extras["examples"] = cached_json(workdir, "examples_sft", lambda p=params, pr=probs: _examples(
+                pr, evaluate_decomp(p, mc, pr, config=config, eps=config.eps_star, cgd=True), len(pr)))
+        timings[f"seed{seed}_seconds"] = time.time() - t_seed
+
+    metrics, claims = claims_lib.compute(config, evals, histories)
+    metrics.update({f"time/{k}": v for k, v in timings.items()})
+    metrics.update({"time/total_seconds": time.time() - t0, "n_params": transformer.count_params(one),
+                    "n_params_verifier": transformer.count_params(transformer.init_params(vc, jax.random.key(0))),
+                    "sft_train_tokens": int(config.train.steps * sum(
+                        b * pools[t]["ids"].shape[1] for t, b in batch.items()))})
+    from projects.autoprm import plots  # matplotlib only when a run reaches its plots
+    plot_files = plots.make_all(workdir, evals, histories, config)
+    write_json_atomic(os.path.join(workdir, "examples.json"), extras["examples"])
     return outputs.write_results(workdir, project="autoprm", preset=config.preset,
-                                 seeds=list(range(config.num_seeds)), metrics=metrics, claims=claims)
+                                 seeds=list(range(config.num_seeds)), metrics=metrics, claims=claims,
+                                 plots=plot_files)

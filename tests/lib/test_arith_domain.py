@@ -241,3 +241,40 @@ def test_hackable_verifier_accepts_off_target_steps():
     off = [str(a), "+", "1", "=", str(a + 1)]
     assert ad.hackable_check(off, p) and ad.hackable_check(first.solution, p)
     assert not ad.hackable_check([str(a), "+", "1", "=", str(a + 2)], p)
+
+
+def test_decomposed_inference_helpers_match_training_layout():
+    """qa_chain is the packed QA sequence's prefix; qa_chain_sequence with every step kept is the gold packed sequence
+    (its loss mask included); sub-question targets and QD parsing recover the gold decomposition."""
+    p = ad.make_split(0, "train", 4, lengths=(4,))[1]
+    for cgd in (True, False):
+        subqs, _ = ad.decompose(p, 1.0)
+        qs, sols = [q.question for q in subqs], [q.solution for q in subqs]
+        toks, mask, _ = ad.qa_tokens(p, 1.0, cgd=cgd)
+        seq, m = ad.qa_chain_sequence(p, qs, sols, [True] * len(qs), cgd=cgd)
+        assert seq == toks[:len(seq)] and m == mask[:len(m)] and toks[len(seq):] == [str(p.answer), "<EOS>"]
+        prompt = ad.qa_chain(p, qs, sols, 2, cgd=cgd)
+        assert toks[:len(prompt)] == prompt and prompt[-1] == "<MID>"
+        _, m_none = ad.qa_chain_sequence(p, qs, sols, [True, False] + [True] * (len(qs) - 2), cgd=cgd)
+        assert 0 < sum(m_none) < sum(m)
+    assert [ad.subquestion_target(p, q.question) for q in subqs] == [q.answer for q in subqs]
+    assert ad.subquestion_target(p, ("how", "many", "?")) is None
+    qd, qd_mask = ad.qd_tokens(p, 1.0)
+    assert ad.split_subquestions(qd[qd_mask.index(1):]) == qs
+    assert ad.qd_prompt(p, 1.0) == qd[:qd_mask.index(1)]
+
+
+def test_cot_trace_masks_orm_and_prm():
+    """ORM keeps a trace iff its final answer is right; PRM keeps the equations before the oracle's first error."""
+    p = ad.make_split(0, "train", 4, lengths=(3,))[2]
+    (sq,), _ = ad.decompose(p, 0.0)
+    gold = list(sq.solution) + ["<ANS>", str(p.answer), "<EOS>"]
+    assert ad.cot_trace_mask(gold, p, "orm") == [1] * len(gold) == ad.cot_trace_mask(gold, p, "prm")
+    bad = list(gold)
+    comma = bad.index(",")
+    bad[comma + 5] = str((int(bad[comma + 5]) + 1) % 50)  # the second equation's result is wrong
+    assert ad.cot_trace_mask(bad, p, "orm") == [1] * len(bad)  # the outcome label cannot see the wrong step
+    wrong_final = gold[:-2] + [str((p.answer + 1) % 50), "<EOS>"]
+    assert ad.cot_trace_mask(wrong_final, p, "orm") == [0] * len(gold)
+    prm = ad.cot_trace_mask(bad, p, "prm")
+    assert prm[:comma + 1] == [1] * (comma + 1) and not any(prm[comma + 1:])

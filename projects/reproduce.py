@@ -25,8 +25,9 @@ REGISTRY: tuple[Project, ...] = (
             built=True),
     Project("nonreactive_exploration", "Policy Finetuning via Design of Experiments using Offline Data (2023)",
             built=True),
-    Project("autoprm", "AutoPRM: question decomposition and RL on sub-question solvers"),
-    Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine"),
+    Project("autoprm", "AutoPRM: controllable question decomposition and expert iteration on sub-question solvers "
+            "(Chen et al.; NAACL 2024)", built=True),
+    Project("spreeze", "Spreeze: high-throughput asynchronous actor-critic RL on one machine", built=True),
     Project("nes", "Neural Explicit Surface vs a volumetric baseline (Zhang, Chen, Wang; ACM MM 2023)", built=True),
 )
 

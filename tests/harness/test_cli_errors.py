@@ -25,6 +25,8 @@ BOUNDED = {  # project -> (field, out-of-range value): fields with an upper boun
     "trust": [("delta", "1.5"), ("delta", "0.0")],
     "nonreactive_exploration": [("design.beta", "-1.0")],
     "nes": [("data.resolution", "0"), ("data.resolution", "1024"), ("train.fg_fraction", "1.5")],
+    "autoprm": [("data.restate_prob", "1.5"), ("eps_star", "1.5"), ("data.max_value", "100")],
+    "spreeze": [("sac.gamma", "1.0"), ("sac.tau", "0.0"), ("system.n_samplers", "0"), ("fused.learning_rate", "2.0")],
 }
 
 

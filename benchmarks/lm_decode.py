@@ -30,7 +30,7 @@ if "--child_threads" in sys.argv:  # a real-model child: fix its cores and threa
     _threads = int(sys.argv[sys.argv.index("--child_threads") + 1])
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:_threads]))
     if _threads == 1:
-        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
     os.environ["OMP_NUM_THREADS"] = str(_threads)
 
 import jax

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SINGLE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE = "--xla_cpu_multi_thread_eigen=false"
 VARIANTS = [  # (name, fake devices, mesh devices, XLA_FLAGS)
     ("single device, XLA default threads", 1, 0, ""),
     ("single device, single-threaded XLA", 1, 0, SINGLE),

@@ -105,8 +105,7 @@ def main() -> None:
     if args.worker == "learning":
         print(json.dumps(learning_worker(bool(args.stale), args.seed)))
         return
-    flags = ("--xla_force_host_platform_device_count=2 --xla_cpu_multi_thread_eigen=false "
-             "intra_op_parallelism_threads=1")
+    flags = "--xla_force_host_platform_device_count=2 --xla_cpu_multi_thread_eigen=false"
     tp = _child(["--worker=throughput"], {"XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"})
     print(tp, flush=True)
     rows = [f"| {b} | {tp[f'fused/B{b}']:.1f} | {tp[f'split/B{b}']:.1f} | ×{tp[f'split/B{b}'] / tp[f'fused/B{b}']:.2f}"

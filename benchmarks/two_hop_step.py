@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SINGLE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE = "--xla_cpu_multi_thread_eigen=false"
 NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
 # process memory settings (environment variables glibc reads at start-up)
 MEMORY = {

@@ -8,7 +8,9 @@ import sys
 
 from harness.validation import ConfigError
 
-SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# (The often-quoted companion "intra_op_parallelism_threads=1" is not an XLA flag, and XLA stops reading XLA_FLAGS at
+# the first token without "--", silently dropping any flag after it; measured 2026-12-05, jax 0.10.2.)
+SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
 def configure_xla_cpu_threads() -> str:

@@ -67,7 +67,7 @@ MAX_VALUE = 99
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "ood": 3}
 IN_DIST_LENGTHS = (2, 3, 4, 5, 6)
 OOD_LENGTHS = (7, 8)
-_APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
           "/": lambda a, b: a // b if b and a % b == 0 else None}
 
 # Surface forms: {P} target person, {A}/{B} operands, {k} literal, {o} object.
@@ -182,7 +182,7 @@ def generate_problem(rng: np.random.Generator, n_steps: int, *, n_distractors: t
     def unary(x):
         op = str(rng.choice([op for op in "+-*/" if lit(op, values[x]) is not None]))
         k = lit(op, values[x])
-        t = new_node(_APPLY[op](values[x], k))
+        t = new_node(APPLY[op](values[x], k))
         steps.append(Step(t, op, ("node", x), ("lit", k), values[t]))
         if op == "*" and k == 2 and rng.random() < 0.5:
             sentences.append(_fill("{P} has twice as many as {A} .", P=node_names[t], A=node_names[x]))
@@ -198,7 +198,7 @@ def generate_problem(rng: np.random.Generator, n_steps: int, *, n_distractors: t
         op = str(rng.choice((["+"] if va + vb <= max_value else []) + (["-"] if va != vb else [])))
         if op == "-" and va < vb:
             a, b, va, vb = b, a, vb, va
-        t = new_node(_APPLY[op](va, vb))
+        t = new_node(APPLY[op](va, vb))
         steps.append(Step(t, op, ("node", a), ("node", b), values[t]))
         sentences.append(_fill(COMBINE_TEMPLATES[op][rng.integers(2)], P=node_names[t], A=node_names[a],
                                B=node_names[b], o=obj))
@@ -240,7 +240,7 @@ def generate_problem(rng: np.random.Generator, n_steps: int, *, n_distractors: t
             ref = int(rng.integers(0, answer_node + 1))
             op = str(rng.choice([o for o in "+-" if lit(o, values[ref]) is not None]))
             k = lit(op, values[ref])
-            values[d] = _APPLY[op](values[ref], k)
+            values[d] = APPLY[op](values[ref], k)
             pos = int(rng.integers(ref + 1, n_gold_sentences + 1))
             sent = _fill(UNARY_TEMPLATES[op][0], P=node_names[d], A=node_names[ref], k=k, o=obj)
         distractors.append(d)
@@ -394,91 +394,6 @@ def encode_batch(problems, task: str, *, max_len: int, eps: float = 1.0, cgd: bo
             "length": np.array([len(t) for t, _ in rows], np.int32)}
 
 
-# ----------------------------------------------------------------------------------------------------- checkers
-
-def _num(tok):
-    return int(tok) if tok in TOKEN_ID and tok.isdigit() else None
-
-
-def parse_solution(tokens) -> tuple[list, int | None]:
-    """Sub-solution tokens (strings or ids, up to the first delimiter) -> (equations (a, op, b, c), answer).
-
-    The answer is the last number; a malformed chunk (not `NUM`, nor `NUM OP NUM = NUM`) gives answer None."""
-    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in tokens]
-    for stop in ("<PRE>", "<ANS>", "<EOS>", "<PAD>", "<SEP>", "<QS>"):
-        if stop in toks:
-            toks = toks[:toks.index(stop)]
-    eqs, chunks, cur = [], [], []
-    for t in toks:
-        if t == ",":
-            chunks.append(cur)
-            cur = []
-        else:
-            cur.append(t)
-    chunks.append(cur)
-    for c in chunks:
-        if len(c) == 1 and _num(c[0]) is not None and len(chunks) == 1:
-            return [], _num(c[0])
-        bad_shape = len(c) != 5 or c[1] not in ("+", "-", "*", "/") or c[3] != "="
-        if bad_shape or None in (_num(c[0]), _num(c[2]), _num(c[4])):
-            return eqs, None
-        eqs.append((_num(c[0]), c[1], _num(c[2]), _num(c[4])))
-    return eqs, eqs[-1][3]
-
-
-def equation_valid(a: int, op: str, b: int, c: int) -> bool:
-    """Arithmetic truth of `a op b = c` (÷ must be exact)."""
-    r = _APPLY[op](a, b)
-    return r is not None and r == c
-
-
-def subanswer_correct(solution, gold: int) -> bool:
-    """The oracle step verifier: extracted sub-answer equals the gold sub-answer (malformed = wrong)."""
-    return parse_solution(solution)[1] == gold
-
-
-def first_error(pred_answers, gold_answers) -> int:
-    """Index of the first wrong/missing/extra sub-answer; -1 when the chain matches exactly."""
-    for t, g in enumerate(gold_answers):
-        if t >= len(pred_answers) or pred_answers[t] != g:
-            return t
-    return -1 if len(pred_answers) == len(gold_answers) else len(gold_answers)
-
-
-def cot_first_error(solution, problem: Problem) -> int:
-    """First-error index over the equations of a CoT trace (oracle PRM labels): an equation is wrong if its
-    arithmetic is false or its result differs from the gold step value at that position; -1 if all right."""
-    eqs, ans = parse_solution(solution)
-    pred = [c if equation_valid(a, op, b, c) else None for a, op, b, c in eqs]
-    if ans is None:
-        pred.append(None)  # the malformed chunk is the error
-    return first_error(pred, [st.value for st in problem.steps])
-
-
-def final_answer(tokens) -> int | None:
-    """The number after the first `<ANS>` (strings or ids); None if absent or not a number."""
-    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in tokens]
-    if "<ANS>" not in toks:
-        return None
-    i = toks.index("<ANS>")
-    return _num(toks[i + 1]) if i + 1 < len(toks) else None
-
-
-def final_answer_correct(tokens, problem: Problem) -> bool:
-    return final_answer(tokens) == problem.answer
-
-
-def text_numbers(problem: Problem) -> set:
-    return {_num(t) for t in problem.text if _num(t) is not None}
-
-
-def hackable_check(solution, problem: Problem) -> bool:
-    """A deliberately hackable step verifier (spec A4 stress test): accepts any arithmetically valid equation
-    chain whose first operand appears in the problem text, regardless of the sub-question asked."""
-    eqs, ans = parse_solution(solution)
-    return ans is not None and bool(eqs) and all(equation_valid(*e) for e in eqs) and eqs[0][0] in text_numbers(problem)
-
-
 # ------------------------------------------------------------------------------------ decomposed inference helpers
 
 def subquestion_target(problem: Problem, question) -> int | None:
@@ -541,24 +456,3 @@ def qa_chain_sequence(problem: Problem, questions, solutions, train_steps, *, cg
             toks += ctx
             mask += [0] * len(ctx)
     return toks, mask
-
-
-def cot_trace_mask(solution, problem: Problem, mode: str) -> list:
-    """Loss mask over a sampled CoT trace (tokens up to and including its stop): `orm` = all of it iff the final
-    answer is right; `prm` = the equations before the first error (oracle first-error label) with their commas,
-    all of it when there is no error."""
-    toks = [VOCAB[int(t)] if not isinstance(t, str) else t for t in solution]
-    if mode == "orm":
-        return [int(final_answer_correct(toks, problem))] * len(toks)
-    if mode != "prm":
-        raise ValueError(f"mode={mode!r} is invalid: expected 'orm' or 'prm'")
-    sep = toks.index("<ANS>") if "<ANS>" in toks else len(toks)
-    e = cot_first_error(toks[:sep], problem)
-    if e == -1 and final_answer_correct(toks, problem):
-        return [1] * len(toks)
-    mask, chunk = [], 0
-    for tok in toks:
-        mask.append(int(chunk < e))
-        if tok == ",":
-            chunk += 1
-    return mask

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from harness import outputs, validation
+from lib import arith_checks as checks
 from lib import arith_domain as ad
 from lib import decoding, losses, stats, transformer
 from lib import expert_iteration as ei_lib
@@ -453,7 +454,7 @@ def solve_chains(params, mc, problems, questions, *, config, cgd: bool, k: int =
                    bucket=config.eval.prompt_bucket)
         n_tokens += g["n_tokens"]
         cands = [[_strip_stop(c) for c in row] for row in g["tokens"]]
-        oracle = np.array([[ad.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t]))
+        oracle = np.array([[checks.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t]))
                             for c in row] for i, row in zip(active, cands, strict=True)])
         if reward is not None:
             r = np.asarray(reward([(i, t, c) for i, row in zip(active, cands, strict=True) for c in row],
@@ -469,7 +470,7 @@ def solve_chains(params, mc, problems, questions, *, config, cgd: bool, k: int =
         if collect:
             samples += [(i, t, list(sols[i][:t]), c, bool(o)) for j, i in enumerate(active)
                         for c, o in zip(cands[j], oracle[j], strict=True)]
-    answer = [ad.parse_solution(s[-1])[1] if s else None for s in sols]
+    answer = [checks.parse_solution(s[-1])[1] if s else None for s in sols]
     return {"sols": sols, "reward": rew, "accepted": acc, "true": true, "answer": answer, "n_tokens": n_tokens,
             "samples": samples}
 
@@ -480,9 +481,10 @@ def make_reward(kind: str, problems, questions, *, cgd: bool, vparams=None, vc=N
     sub-answer with the named quantity), hackable (any valid equation chain starting from a number in the text)."""
     def reward(items, sols):
         if kind == "oracle":
-            return [ad.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t])) for i, t, c in items]
+            return [checks.subanswer_correct(c, ad.subquestion_target(problems[i], questions[i][t]))
+                    for i, t, c in items]
         if kind == "hackable":
-            return [ad.hackable_check(c, problems[i]) for i, t, c in items]
+            return [checks.hackable_check(c, problems[i]) for i, t, c in items]
         seqs = [verifier_inputs(problems[i], questions[i], sols[i], t, c, cgd=cgd) for i, t, c in items]
         return score_learned(vparams, vc, seqs, batch_rows=batch_rows, bucket=bucket)
     return reward
@@ -510,11 +512,11 @@ def evaluate_cot(params, mc, problems, *, config) -> dict:
     g = sample(params, mc, prompts, max_new=max_new, stop=(ad.EOS,), batch_rows=config.eval.batch_rows,
                max_len=config.model.max_len, bucket=config.eval.prompt_bucket)
     tokens = [row[0] for row in g["tokens"]]
-    correct = np.array([ad.final_answer_correct(t, p) for t, p in zip(tokens, problems, strict=True)])
-    first_err = np.array([ad.cot_first_error(t, p) for t, p in zip(tokens, problems, strict=True)])
+    correct = np.array([checks.final_answer_correct(t, p) for t, p in zip(tokens, problems, strict=True)])
+    first_err = np.array([checks.cot_first_error(t, p) for t, p in zip(tokens, problems, strict=True)])
     return {"correct": correct, "n_steps": np.array([p.n_steps for p in problems]),
             "trace_correct": (first_err == -1) & correct,
-            "parse_fail": np.array([ad.final_answer(t) is None for t in tokens]), "tokens": tokens}
+            "parse_fail": np.array([checks.final_answer(t) is None for t in tokens]), "tokens": tokens}
 
 
 def evaluate_rerank(params, mc, problems, *, config, reward_fn_for, key) -> dict:
@@ -539,7 +541,7 @@ def evaluate_rerank(params, mc, problems, *, config, reward_fn_for, key) -> dict
         for j, i in enumerate(active):
             sols[i].append(cands[j][best[j]])
             abstain[i] |= bool(abst[j])
-    answers = [ad.parse_solution(s[-1])[1] for s in sols]
+    answers = [checks.parse_solution(s[-1])[1] for s in sols]
     correct = np.array([a == p.answer for a, p in zip(answers, problems, strict=True)])
     return {"correct": correct & ~abstain, "answered_correct": correct, "abstain": abstain}
 
@@ -587,8 +589,8 @@ def collect_cot(params, mc, problems, *, config, method, key) -> tuple[dict, dic
     for p, prompt, cands in zip(problems, prompts, g["tokens"], strict=True):
         for c in cands:
             toks = [ad.VOCAB[i] for i in c]
-            m = ad.cot_trace_mask(toks, p, "orm" if method == "orm_rl" else "prm")
-            right.append(ad.final_answer_correct(toks, p))
+            m = checks.cot_trace_mask(toks, p, "orm" if method == "orm_rl" else "prm")
+            right.append(checks.final_answer_correct(toks, p))
             if any(m):
                 rows.append((prompt + toks, [0] * len(prompt) + m))
     return (_ei_pool(rows) if rows else None), {"tokens_sampled": g["n_tokens"], "steps_kept": len(rows),

@@ -43,7 +43,7 @@ INSTALL_HINT = "pip install -e '.[rl]' (gymnasium with MuJoCo)"
 
 def _pin_one_thread() -> None:
     """Before JAX starts in a child: one XLA thread, one OpenMP thread (spec §5.2 thread pinning)."""
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lib import arith_checks as checks
 from lib import arith_domain as ad
 
 PROBLEMS = ad.make_split(0, "train", 300)
@@ -56,9 +57,9 @@ def test_sub_solutions_follow_the_grammar_and_answers():
     """Each gold sub-solution parses, is arithmetically true, and its last number is the gold sub-answer."""
     for p in PROBLEMS:
         for q in p.subqs:
-            eqs, ans = ad.parse_solution(q.solution)
-            assert ans == q.answer and ad.subanswer_correct(q.solution, q.answer)
-            assert all(ad.equation_valid(*e) for e in eqs)
+            eqs, ans = checks.parse_solution(q.solution)
+            assert ans == q.answer and checks.subanswer_correct(q.solution, q.answer)
+            assert all(checks.equation_valid(*e) for e in eqs)
             assert q.restate == (not q.steps) and (len(eqs) == 0) == q.restate
         assert p.subqs[-1].answer == p.answer and p.subqs[-1].question == p.question
 
@@ -109,7 +110,7 @@ def test_restating_subquestions_add_no_new_number():
         for q in p.subqs:
             if q.restate:
                 found += 1
-                assert q.answer in ad.text_numbers(p)
+                assert q.answer in checks.text_numbers(p)
     assert found > 50
 
 
@@ -120,7 +121,7 @@ def test_granularity_eps_one_zero_and_between():
         assert full == p.subqs and r1 == 1.0
         (one,), r0 = ad.decompose(p, 0.0)
         assert one.question == p.question and one.answer == p.answer
-        eqs, _ = ad.parse_solution(one.solution)
+        eqs, _ = checks.parse_solution(one.solution)
         assert [e[3] for e in eqs] == [st.value for st in p.steps]
         n_sub = len(p.subqs)
         for eps in (0.2, 0.4, 0.6, 0.8):
@@ -134,7 +135,7 @@ def test_granularity_eps_one_zero_and_between():
                 assert [i for q in subqs for i in q.steps] == list(range(p.n_steps))
             assert subqs[-1].answer == p.answer
             for q in subqs:
-                assert ad.parse_solution(q.solution)[1] == q.answer
+                assert checks.parse_solution(q.solution)[1] == q.answer
 
 
 def test_granularity_monotone_and_bad_eps():
@@ -174,7 +175,7 @@ def test_task_layouts_and_loss_masks():
     p = PROBLEMS[11]
     toks, mask = ad.cot_tokens(p)
     assert toks[:2] == ["<BOS>", "<COT>"] and toks[-3:] == ["<ANS>", str(p.answer), "<EOS>"]
-    assert ad.final_answer(toks) == p.answer and ad.final_answer_correct(toks, p)
+    assert checks.final_answer(toks) == p.answer and checks.final_answer_correct(toks, p)
     assert toks[mask.index(1) - 1] == "<SEP>" and all(mask[mask.index(1):])
     toks, mask = ad.qd_tokens(p, 0.8)
     assert toks[2] == ad.eps_token(ad.decompose(p, 0.8)[1])
@@ -207,40 +208,40 @@ def test_checkers_catch_planted_errors():
     p = next(q for q in PROBLEMS if q.n_steps >= 4)
     (one,), _ = ad.decompose(p, 0.0)
     sol = list(one.solution)
-    assert ad.cot_first_error(sol, p) == -1 and ad.cot_first_error(ad.encode(sol), p) == -1
+    assert checks.cot_first_error(sol, p) == -1 and checks.cot_first_error(ad.encode(sol), p) == -1
     # plant a wrong result at step 2: equation j is 'a op b = c' at tokens 6j..6j+4
     planted = list(sol)
     planted[16] = str((int(planted[16]) + 1) % 100)
-    assert ad.cot_first_error(planted, p) == 2
+    assert checks.cot_first_error(planted, p) == 2
     # a true equation with the wrong operand (as if the wrong fact was read) is also an error at step 1
-    a, op, b, c = ad.parse_solution(sol)[0][1]
+    a, op, b, c = checks.parse_solution(sol)[0][1]
     swapped = sol[:6] + [str(b + 1), "+", str(b), "=", str(2 * b + 1)] + sol[11:]
-    assert 2 * b + 1 != c and ad.cot_first_error(swapped, p) == 1
+    assert 2 * b + 1 != c and checks.cot_first_error(swapped, p) == 1
     wrong_op = list(sol)
     wrong_op[1] = {"+": "-", "-": "+", "*": "+", "/": "*"}[sol[1]]
-    assert ad.cot_first_error(wrong_op, p) == 0
-    assert ad.cot_first_error(sol[:-6], p) == p.n_steps - 1  # last equation missing
-    assert ad.cot_first_error(sol + [",", "1", "+", "1", "=", "2"], p) == p.n_steps  # an extra step
-    assert ad.cot_first_error(sol[:3], p) == 0  # malformed first chunk
+    assert checks.cot_first_error(wrong_op, p) == 0
+    assert checks.cot_first_error(sol[:-6], p) == p.n_steps - 1  # last equation missing
+    assert checks.cot_first_error(sol + [",", "1", "+", "1", "=", "2"], p) == p.n_steps  # an extra step
+    assert checks.cot_first_error(sol[:3], p) == 0  # malformed first chunk
     step_q = next(q for q in p.subqs if not q.restate)
-    assert ad.subanswer_correct(step_q.solution, step_q.answer)
-    assert not ad.subanswer_correct(list(step_q.solution[:-1]) + [str((step_q.answer + 1) % 100)], step_q.answer)
-    assert not ad.subanswer_correct(["how", "many"], step_q.answer)
-    assert ad.parse_solution(list(step_q.solution) + ["<PRE>", "7"])[1] == step_q.answer  # stops at the delimiter
+    assert checks.subanswer_correct(step_q.solution, step_q.answer)
+    assert not checks.subanswer_correct(list(step_q.solution[:-1]) + [str((step_q.answer + 1) % 100)], step_q.answer)
+    assert not checks.subanswer_correct(["how", "many"], step_q.answer)
+    assert checks.parse_solution(list(step_q.solution) + ["<PRE>", "7"])[1] == step_q.answer  # stops at the delimiter
     gold = [q.answer for q in p.subqs]
-    assert ad.first_error(gold, gold) == -1 and ad.first_error(gold[:1] + [-5] + gold[2:], gold) == 1
-    assert ad.final_answer(["<ANS>", "x"]) is None and ad.final_answer(["5"]) is None
-    assert not ad.final_answer_correct(["<ANS>", str((p.answer + 1) % 100)], p)
+    assert checks.first_error(gold, gold) == -1 and checks.first_error(gold[:1] + [-5] + gold[2:], gold) == 1
+    assert checks.final_answer(["<ANS>", "x"]) is None and checks.final_answer(["5"]) is None
+    assert not checks.final_answer_correct(["<ANS>", str((p.answer + 1) % 100)], p)
 
 
 def test_hackable_verifier_accepts_off_target_steps():
     """The hackable checker accepts a true equation on text numbers that answers the wrong sub-question."""
     p = next(q for q in PROBLEMS if q.n_steps >= 3)
     first = p.subqs[0] if not p.subqs[0].restate else p.subqs[1]
-    a = ad.parse_solution(first.solution)[0][0][0]
+    a = checks.parse_solution(first.solution)[0][0][0]
     off = [str(a), "+", "1", "=", str(a + 1)]
-    assert ad.hackable_check(off, p) and ad.hackable_check(first.solution, p)
-    assert not ad.hackable_check([str(a), "+", "1", "=", str(a + 2)], p)
+    assert checks.hackable_check(off, p) and checks.hackable_check(first.solution, p)
+    assert not checks.hackable_check([str(a), "+", "1", "=", str(a + 2)], p)
 
 
 def test_decomposed_inference_helpers_match_training_layout():
@@ -269,12 +270,12 @@ def test_cot_trace_masks_orm_and_prm():
     p = ad.make_split(0, "train", 4, lengths=(3,))[2]
     (sq,), _ = ad.decompose(p, 0.0)
     gold = list(sq.solution) + ["<ANS>", str(p.answer), "<EOS>"]
-    assert ad.cot_trace_mask(gold, p, "orm") == [1] * len(gold) == ad.cot_trace_mask(gold, p, "prm")
+    assert checks.cot_trace_mask(gold, p, "orm") == [1] * len(gold) == checks.cot_trace_mask(gold, p, "prm")
     bad = list(gold)
     comma = bad.index(",")
     bad[comma + 5] = str((int(bad[comma + 5]) + 1) % 50)  # the second equation's result is wrong
-    assert ad.cot_trace_mask(bad, p, "orm") == [1] * len(bad)  # the outcome label cannot see the wrong step
+    assert checks.cot_trace_mask(bad, p, "orm") == [1] * len(bad)  # the outcome label cannot see the wrong step
     wrong_final = gold[:-2] + [str((p.answer + 1) % 50), "<EOS>"]
-    assert ad.cot_trace_mask(wrong_final, p, "orm") == [0] * len(gold)
-    prm = ad.cot_trace_mask(bad, p, "prm")
+    assert checks.cot_trace_mask(wrong_final, p, "orm") == [0] * len(gold)
+    prm = checks.cot_trace_mask(bad, p, "prm")
     assert prm[:comma + 1] == [1] * (comma + 1) and not any(prm[comma + 1:])

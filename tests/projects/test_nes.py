@@ -1,5 +1,5 @@
 """nes: surface coordinates invert, the explicit mesh lies on the implicit surface, their silhouettes agree, bad
-inputs give clear errors; the smoke run (slow) reports every claim and resumes from its checkpoints.
+inputs give clear errors; the smoke run reports every claim and resumes from its checkpoints.
 The rasterizer's own acceptance tests (face ids vs brute force, depth, gradients) are in tests/lib/test_rendering.py."""
 
 import json
@@ -14,6 +14,7 @@ from configs.nes import default
 from harness import validation
 from lib import rendering
 from projects.nes import body, gt, models, run
+from tests.nbrun import execute_notebook
 
 EXPECTED = {"C3.silhouette_iou", "C3.raster_vs_volume", "C4.gt_pose_effects", "C4.nes_pose_inputs",
             "C5.parity_novel_view", "C5.above_floor_novel_view", "C5.parity_novel_pose", "C5.above_floor_novel_pose",
@@ -137,7 +138,6 @@ def smoke(tmp_path_factory):
     return workdir, run.train_and_evaluate(default.get_config("smoke"), str(workdir))
 
 
-@pytest.mark.slow
 def test_smoke_writes_every_claim_and_picture(smoke):
     """Smoke preset: every claim id with holds in {True, False, None}, the grid / turntable / curves, finite metrics."""
     from projects.reproduce import REGISTRY
@@ -166,7 +166,6 @@ def test_smoke_writes_every_claim_and_picture(smoke):
         assert after < before, (kind, before, after)
 
 
-@pytest.mark.slow
 def test_rerun_resumes_from_checkpoints(smoke):
     """A second run in the same workdir loads the finished checkpoints and the cached ground truth (no retraining)
     and reports the same numbers."""
@@ -176,3 +175,9 @@ def test_rerun_resumes_from_checkpoints(smoke):
     for k, v in res["metrics"].items():
         if "seconds" not in k and "@" not in k:
             assert again["metrics"][k] == pytest.approx(v, rel=1e-5, abs=1e-5), k
+
+
+def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):
+    """colab/nes.ipynb top to bottom on this module's smoke run: the notebook resumes it (the same config) and runs
+    every one of its cells. The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    execute_notebook("nes", tmp_path, monkeypatch, reuse=smoke[0])

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -97,11 +98,6 @@ def _run_worker(kind: str, seed: int, max_env_steps: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
@@ -134,15 +130,15 @@ def main() -> None:
         rs = runs[kind]
         times = [r["time_to_threshold_s"] for r in rs]
         ok = all(t is not None for t in times)
-        med[kind] = _median(times) if ok else None
+        med[kind] = statistics.median(times) if ok else None
         steps = [r["env_steps_to_threshold"] for r in rs]
         rows.append(f"| {name} | {sum(t is not None for t in times)}/{len(rs)} | "
                     + (f"{med[kind]:.1f} ({min(times):.1f}–{max(times):.1f})" if ok else "–") + " | "
-                    + (f"{_median(steps):.0f}" if ok else "–") + " | "
-                    + f"{_median([r['final_return'] for r in rs]):.0f} |")
+                    + (f"{statistics.median(steps):.0f}" if ok else "–") + " | "
+                    + f"{statistics.median([r['final_return'] for r in rs]):.0f} |")
     ratio = med["ours"] / med["sb3"] if med["ours"] and med["sb3"] else None
-    f_ours = _median([r["final_return"] for r in runs["ours"]])
-    f_sb3 = _median([r["final_return"] for r in runs["sb3"]])
+    f_ours = statistics.median([r["final_return"] for r in runs["ours"]])
+    f_sb3 = statistics.median([r["final_return"] for r in runs["sb3"]])
     holds = ratio is not None and ratio <= 0.5 and f_ours >= f_sb3 - 0.1 * abs(f_sb3)
     lines = [
         "## spreeze B4: time to Pendulum-v1 return ≥ −200, fused SAC vs Stable-Baselines3 SAC",

@@ -114,6 +114,19 @@ def read_npz_or_none(path: str | os.PathLike) -> dict | None:
         return None
 
 
+def read_json_or_none(path: str | os.PathLike) -> Any | None:
+    """`read_npz_or_none` for JSON: None when `path` does not exist, and None with one warning line on stderr naming
+    it when it is damaged, so the caller recomputes it (and its atomic write replaces the damaged file)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_json(path)
+    except DamagedStateError as e:
+        print(f"warning: {e.args[0].split('; ')[0]}; recomputing it", file=sys.stderr, flush=True)
+        return None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """A JSON file; a truncated or unreadable one raises `DamagedStateError` naming it."""
     path = os.fspath(path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness import outputs, validation
 from lib import stats
-from lib.metrics import MetricWriter, check_finite, progress, read_json, write_json_atomic
+from lib.metrics import MetricWriter, check_finite, progress, read_json_or_none, write_json_atomic
 from lib.rl import sac
 from lib.rl.types import Transition
 from projects.spreeze import claims as claims_lib
@@ -226,11 +226,9 @@ def learner_rates(*, batch_sizes, updates: int, obs_dim: int, action_dim: int, h
 def _part(workdir: str, name: str, make):
     """The saved outcome `workdir/parts/<name>.json`, or `make()` saved atomically."""
     path = os.path.join(workdir, "parts", f"{name}.json")
-    if os.path.exists(path):
-        try:
-            return read_json(path)
-        except Exception:  # a damaged part is redone  # noqa: BLE001
-            pass
+    saved = read_json_or_none(path)  # a damaged part is named on stderr and redone
+    if saved is not None:
+        return saved
     out = make()
     write_json_atomic(path, out)
     return out

@@ -105,3 +105,16 @@ def test_read_json_names_a_damaged_file(tmp_path, content):
         metrics.read_json(path)
     metrics.write_json_atomic(path, {"a": [1, 2]})
     assert metrics.read_json(path) == {"a": [1, 2]}
+
+
+def test_read_json_or_none_warns_and_returns_none(tmp_path, capsys):
+    """Missing: None, silently; truncated: None and one warning line naming it; intact: the object."""
+    assert metrics.read_json_or_none(tmp_path / "missing.json") is None
+    assert capsys.readouterr().err == ""
+    path = tmp_path / "part.json"
+    path.write_text('{"a": [1, 2')
+    assert metrics.read_json_or_none(path) is None
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{path} is damaged" in err and "recomputing it" in err, err
+    path.write_text('{"a": [1, 2]}')
+    assert metrics.read_json_or_none(path) == {"a": [1, 2]}

@@ -35,8 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.ood_lengths = (6, 7)  # the OOD-length split
     c.data.n_distractors = (0, 1)  # distractor facts per problem, uniform in [lo, hi]
     c.data.restate_prob = 0.5  # probability that a stated quantity gets a restating sub-question
-    c.data.max_value = 49  # every quantity in 1..max_value (numbers are single tokens)
-    c.data.max_literal = 9  # literals in 1..max_literal (x and / in 2..9)
+    c.data.max_value = 19  # every quantity in 1..max_value (numbers are single tokens); calibrated, see README
+    c.data.max_literal = 5  # literals in 1..max_literal (x and / in 2..max_literal)
 
     c.model = ml_collections.ConfigDict()
     c.model.d_model = 128
@@ -49,13 +49,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sft.cgd_frac = 0.5  # fraction of QA rows with the next sub-question in context
 
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 3000
+    c.train.steps = 1500  # calibrated with the domain: SFT-CoT in the spec's 35–60 % band (README)
     c.train.batch_cot = 16  # rows per step from each task's pool
     c.train.batch_qd = 16
     c.train.batch_qa = 16
     c.train.learning_rate = 2e-3
     c.train.warmup_steps = 100
     c.train.weight_decay = 0.05  # spec §3 [S]
+    c.train.length_buckets = 4  # each task's batch drawn from this many length slices of its pool (less padding)
     c.train.log_every = 100
     c.train.checkpoint_every = 500
 
@@ -92,7 +93,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.n_examples = 4  # decoded test problems written to examples.json
 
     c.distill = ml_collections.ConfigDict()
-    c.distill.steps = 3000  # Distilling-LM: QD and QA models with half the layers each (0 = skip)
+    c.distill.steps = 1500  # Distilling-LM: QD and QA models with half the layers each, as many steps as SFT (0 = skip)
 
     if preset == "smoke":
         c.data.n_train, c.data.n_val, c.data.n_test, c.data.n_ood = 128, 8, 16, 8

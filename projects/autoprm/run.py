@@ -92,6 +92,7 @@ def validate(config) -> None:
     validation.require_float(config, "train.learning_rate", min_value=0.0, strict=True)
     validation.require_int(config, "train.warmup_steps", min_value=0, max_value=steps)
     validation.require_float(config, "train.weight_decay", min_value=0.0)
+    validation.require_int(config, "train.length_buckets", min_value=1, max_value=64)
     log_every = validation.require_int(config, "train.log_every", min_value=1)
     validation.require(steps % log_every == 0, "train.log_every", log_every, f"a divisor of train.steps={steps}")
     ck = validation.require_int(config, "train.checkpoint_every", min_value=1)
@@ -140,8 +141,25 @@ def build_splits(config) -> dict:
 
 
 def _pool(rows) -> dict:
+    """An SFT pool `[n, L]`, right-padded, its rows sorted by length (stable), so `length_plan` can cut it into
+    slices of similar length."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    rows = [rows[i] for i in order]
     L = stats.round_up(max(len(t) for t, _ in rows), 16)
     return {"ids": ad.pad([ad.encode(t) for t, _ in rows], L), "loss_mask": ad.pad([m for _, m in rows], L, value=0)}
+
+
+def length_plan(pool: dict, count: int, n_buckets: int) -> tuple:
+    """A static sampling plan for `count` rows a step from a length-sorted pool: the rows cut into n equal slices
+    (n the largest divisor of `count` that is ≤ `n_buckets`), `count / n` rows drawn from each, each slice cut to its
+    own longest row (rounded up to 16 tokens). Every row keeps the same chance per draw as uniform sampling over the
+    pool (to within one row of slice size); the batch is stratified by length, and the padding to the pool's longest
+    row, most of a step's compute on the long-tailed QA pool, is gone. `((start, size, length, count), ...)`."""
+    n = max(d for d in range(1, min(n_buckets, count) + 1) if count % d == 0)
+    lengths = (np.asarray(pool["ids"]) != ad.PAD).sum(1)
+    bounds = np.linspace(0, len(lengths), n + 1).round().astype(int)
+    return tuple((int(a), int(b - a), min(stats.round_up(int(lengths[a:b].max()), 16), pool["ids"].shape[1]),
+                  count // n) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _ei_pool(rows) -> dict:
@@ -202,15 +220,32 @@ def lm_loss(params, ids, loss_mask, *, mc):
     return losses.token_cross_entropy(transformer.forward(params, inputs, config=mc)["logits"], labels, lm)
 
 
+def _plan_loss(p, pool, plan, key, *, mc):
+    """Masked next-token NLL (mean over the target tokens of the whole batch) of rows drawn with replacement by a
+    `length_plan`, each slice's rows cut to that slice's length (the pads cut off carry no loss)."""
+    nll = count = 0.0
+    for j, (start, size, length, rows) in enumerate(plan):
+        idx = start + jax.random.randint(jax.random.fold_in(key, j), (rows,), 0, size)
+        inputs, labels, lm = losses.shift_for_next_token(pool["ids"][idx, :length], pool["loss_mask"][idx, :length])
+        logits = transformer.forward(p, inputs, config=mc)["logits"]
+        nll = nll - (losses.token_logprobs(logits, labels) * lm).sum()
+        count = count + lm.sum()
+    return nll / jnp.maximum(count, 1.0)
+
+
 def make_step(mc, tx, batch: dict):
     """`step(params, opt, key, pools) -> (params, opt, metrics)` for one seed: the sum over pools of the masked NLL
-    of `batch[name]` rows drawn with replacement from `pools[name]`."""
-    names = sorted(n for n, b in batch.items() if b > 0)
+    of `batch[name]` rows drawn with replacement from `pools[name]`; `batch[name]` is a row count (uniform over the
+    pool's rows, or its first `n` where the pool says) or a `length_plan`."""
+    names = sorted(n for n, b in batch.items() if b)
 
     def step(params, opt, key, pools):
         def loss_fn(p):
             parts = {}
             for i, name in enumerate(names):
+                if isinstance(batch[name], tuple):
+                    parts[name] = _plan_loss(p, pools[name], batch[name], jax.random.fold_in(key, i), mc=mc)
+                    continue
                 n = pools[name]["n"] if "n" in pools[name] else pools[name]["ids"].shape[0]
                 idx = jax.random.randint(jax.random.fold_in(key, i), (batch[name],), 0, n)
                 parts[name] = lm_loss(p, pools[name]["ids"][idx], pools[name]["loss_mask"][idx], mc=mc)
@@ -274,15 +309,17 @@ def train_sft(config, workdir: str, pools: dict, mc, *, name: str, batch: dict, 
     return state["params"]
 
 
-def finetune(params, pool: dict, *, mc, config, key, replay: dict | None, steps: int):
+def finetune(params, pool: dict, *, mc, config, key, replay: dict | None, steps: int,
+             replay_plans: dict | None = None):
     """Expert-iteration fine-tuning of one model: `steps` AdamW steps (constant lr `ei.learning_rate`) on batches of
-    the accepted samples plus a replay batch from each SFT pool (so QD and the other tasks are not forgotten)."""
+    the accepted samples plus a replay batch from each SFT pool (so QD and the other tasks are not forgotten), drawn
+    by `replay_plans[name]` (a `length_plan`) where given, else uniformly."""
     tx = optax.adamw(config.ei.learning_rate, weight_decay=config.train.weight_decay)
     batch = {"ei": config.ei.batch_size}
     pools = {"ei": pool}
     if replay is not None and config.ei.replay_batch:
         for name, p in replay.items():
-            batch[f"replay_{name}"] = config.ei.replay_batch
+            batch[f"replay_{name}"] = (replay_plans or {}).get(name, config.ei.replay_batch)
             pools[f"replay_{name}"] = p
     chunk = _finetune_chunk(mc, tx, tuple(sorted(batch.items())), steps, config.ei.learning_rate)
     params = jax.tree.map(jnp.copy, params)  # the chunk donates its input; the caller may keep the old params
@@ -608,6 +645,8 @@ def run_ei(params, mc, splits, pools, *, config, method, seed, vparams, vc) -> t
     key = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 1000 + list(METHOD_SPEC).index(method)
                              if method in METHOD_SPEC else 2000 + COT_METHODS.index(method))
     replay = jax.tree.map(jnp.asarray, pools)
+    replay_plans = {name: length_plan(p, config.ei.replay_batch, config.train.length_buckets)
+                    for name, p in pools.items()} if config.ei.replay_batch else None
 
     def collect(p, r):
         probs = ei_problems(config, splits["train"], r, seed)
@@ -620,7 +659,7 @@ def run_ei(params, mc, splits, pools, *, config, method, seed, vparams, vc) -> t
         if pool is None:
             return p
         return finetune(p, pool, mc=mc, config=config, key=jax.random.fold_in(key, 10_000 + r), replay=replay,
-                        steps=config.ei.steps)
+                        steps=config.ei.steps, replay_plans=replay_plans)
 
     evaluate = functools.partial(val_accuracy, mc=mc, problems=splits["val"], config=config, method=method)
     return ei_lib.expert_iteration(params, rounds=config.ei.rounds, collect=collect, finetune=tune, evaluate=evaluate)
@@ -690,7 +729,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     mc, vc = model_config(config), verifier_config(config)
     splits = build_splits(config)
     pools = build_pools(config, splits["train"])
-    batch = {"cot": config.train.batch_cot, "qd": config.train.batch_qd, "qa": config.train.batch_qa}
+    batch = {task: length_plan(pools[task], rows, config.train.length_buckets) for task, rows in
+             (("cot", config.train.batch_cot), ("qd", config.train.batch_qd), ("qa", config.train.batch_qa))}
     sft = train_sft(config, workdir, pools, mc, name="sft", batch=batch, steps=config.train.steps,
                     n_seeds=config.num_seeds)
     timings = {"sft_seconds": time.time() - t0}
@@ -810,8 +850,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics.update({f"time/{k}": v for k, v in timings.items()})
     metrics.update({"time/total_seconds": time.time() - t0, "n_params": transformer.count_params(one),
                     "n_params_verifier": transformer.count_params(transformer.init_params(vc, jax.random.key(0))),
-                    "sft_train_tokens": int(config.train.steps * sum(
-                        b * pools[t]["ids"].shape[1] for t, b in batch.items()))})
+                    "sft_train_tokens": int(config.train.steps * sum(  # padded tokens a step, by the plans
+                        rows * length for plan in batch.values() for _, _, length, rows in plan))})
     from projects.autoprm import plots  # matplotlib only when a run reaches its plots
     plot_files = plots.make_all(workdir, evals, histories, config)
     write_json_atomic(os.path.join(workdir, "examples.json"), extras["examples"])

@@ -71,7 +71,13 @@ def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, *, mas
         raise ValueError(f"n_heads={h} is not a multiple of n_kv_heads={kvh}")
     scale = dh ** -0.5 if scale is None else scale
     qg = q.reshape(b, t, kvh, h // kvh, dh)
-    logits = jnp.einsum(f"btkgd,{kv}->bkgts", qg, k).astype(jnp.float32) * scale
+    few = kv_head_major and t * (h // kvh) <= 128
+    if few:  # few queries over a cache: read k in place, as lib.transformer.matmul_t
+        qt = jax.lax.optimization_barrier(qg.transpose(0, 2, 4, 3, 1))  # [b, kvh, d_h, g, t]
+        logits = jax.lax.optimization_barrier(jnp.einsum("bksd,bkdgt->bksgt", k, qt)).transpose(0, 1, 3, 4, 2)
+        logits = logits.astype(jnp.float32) * scale
+    else:
+        logits = jnp.einsum(f"btkgd,{kv}->bkgts", qg, k).astype(jnp.float32) * scale
     logits = logits.reshape(b, h, t, -1)
     if mask is not None:
         mask = jnp.broadcast_to(mask, logits.shape)
@@ -79,7 +85,11 @@ def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, *, mas
     weights = jax.nn.softmax(logits, axis=-1)
     if mask is not None:
         weights = jnp.where(mask, weights, 0.0)
-    out = jnp.einsum(f"bkgts,{kv}->btkgd", weights.reshape(b, kvh, h // kvh, t, -1).astype(v.dtype), v)
+    wg = weights.reshape(b, kvh, h // kvh, t, -1).astype(v.dtype)
+    if few:  # v read in place as [s, d_h] too (XLA would otherwise transpose the whole cache to compute outᵀ)
+        out = jax.lax.optimization_barrier(jnp.einsum("bkgts,bksd->bkgtd", wg, v)).transpose(0, 3, 1, 2, 4)
+    else:
+        out = jnp.einsum(f"bkgts,{kv}->btkgd", wg, v)
     out = out.reshape(b, t, h, dh)
     return (out, weights) if return_weights else out
 

@@ -95,12 +95,12 @@ def test_generation_compiles_once_per_shape():
     def gen(p, ids, mask, key):
         return decoding.generate(p, ids, mask, key, config=CFG, max_new_tokens=5)
 
-    before = decoding.generate._cache_size()
+    before = decoding._generate_jit._cache_size()
     for seed in range(3):
         ids, mask = _left_padded(seed)
         gen(params, ids, mask, jax.random.key(seed))
         decoding.generate(params, ids, mask, jax.random.key(seed), config=CFG, max_new_tokens=5)
-    assert decoding.generate._cache_size() == before + 1
+    assert decoding._generate_jit._cache_size() == before + 1
 
 
 def test_top_k_and_top_p_restrict_the_support():
@@ -130,3 +130,26 @@ def test_best_of_n_picks_the_highest_reward_sample():
     for b in range(3):
         np.testing.assert_array_equal(out["best_tokens"][b], out["tokens"][b, out["best"][b]])
         assert float(reward(out["best_tokens"][b:b + 1], None)[0]) == float(out["scores"][b].max())
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_decode_layout_gives_the_same_outputs(tied):
+    """`transformer.decode_layout` (kernels stored transposed, what `generate` runs on with 2..128 rows) gives the
+    standard layout's logits, and batched greedy decoding gives each row's batch-1 tokens (tied head included)."""
+    import dataclasses
+    cfg = dataclasses.replace(CFG, tied_head=tied)
+    params = jax.tree.map(lambda x: x * 10, transformer.init_params(cfg, jax.random.key(3)))
+    fast = transformer.decode_layout(params)
+    assert "kernel_t" in fast["block_0"]["attn"]["q"] and "kernel" not in fast["block_0"]["attn"]["q"]
+    for rows in (1, 4, 40):  # one row, the few-rows path, the plain path
+        ids = jnp.asarray(random_ids((rows, 1), 5) % 41)
+        a = transformer.forward(params, ids, config=cfg)["logits"]
+        b = transformer.forward(fast, ids, config=cfg)["logits"]
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # float32 sums in another order
+    ids, mask = _left_padded(2)
+    out = decoding.generate(params, ids, mask, jax.random.key(0), config=cfg, max_new_tokens=6, temperature=0.0)
+    for r in range(ids.shape[0]):
+        n = int(mask[r].sum())
+        alone = decoding.generate(params, ids[r:r + 1, -n:], mask[r:r + 1, -n:], jax.random.key(0), config=cfg,
+                                  max_new_tokens=6, temperature=0.0)
+        np.testing.assert_array_equal(alone["tokens"][0], out["tokens"][r])

@@ -184,8 +184,8 @@ def generate(params: dict, prompt_ids: jnp.ndarray, prompt_mask: jnp.ndarray, ke
       untempered model; 0 after EOS), lengths `[b]` (new tokens including EOS), steps (loop count).
 
     With 2..128 rows it runs on `transformer.decode_layout(params)` (the kernels transposed, which XLA's CPU dots
-    read faster with few rows: SmolLM2-135M at 8 rows about 20% more tokens/s on one core), made once per params
-    object and kept while those arrays live (`_decode_params`); same tokens, logits equal to float32 rounding.
+    read faster with few rows; SmolLM2-135M at 8 rows: benchmarks/RESULTS.md), made once per params object and kept
+    while those arrays live (`_decode_params`); same tokens, logits equal to float32 rounding.
     """
     if 2 <= prompt_ids.shape[0] <= 128:
         params = _decode_params(params)

@@ -174,10 +174,9 @@ def matmul_t(x, w, few_rows=128):
 
     With 2..few_rows rows (batched decoding) it is computed as `(w · xᵀ)ᵀ`, the small transposes kept apart from
     the dot by optimization barriers (XLA would fold them back in): XLA's CPU dot then reads `w` in place as its
-    left operand instead of packing it, which at 8 rows takes the SmolLM2 head `[8, 576]·[576, 49152]` from about
-    17 to 10 ms and the model's other layers about 25% faster on one core (benchmarks/lm_decode.py). One row or
-    more than `few_rows` (128 suits the layers, 32 the wide head): the plain product, which is faster there. The
-    same sums in another order: equal to float32 rounding."""
+    left operand instead of packing it (SmolLM2-135M decoding at 8 rows, with the rest of `decode_layout`: 1.22× ->
+    1.71× transformers' tokens/s on one core, benchmarks/RESULTS.md). One row or more than `few_rows` (128 suits
+    the layers, 32 the wide head): the plain product. The same sums in another order: equal to float32 rounding."""
     if 2 <= x.shape[0] <= few_rows:
         return jax.lax.optimization_barrier(w @ jax.lax.optimization_barrier(x.T)).T
     return jax.lax.dot_general(x, w, (((1,), (1,)), ((), ())))

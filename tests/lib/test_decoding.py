@@ -1,6 +1,8 @@
 """lib/decoding.py: KV-cached generation equals full recomputation and transformers; the per-row key
 rule; one compilation per shape; top-k/top-p; best-of-N."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -136,7 +138,6 @@ def test_best_of_n_picks_the_highest_reward_sample():
 def test_decode_layout_gives_the_same_outputs(tied):
     """`transformer.decode_layout` (kernels stored transposed, what `generate` runs on with 2..128 rows) gives the
     standard layout's logits, and batched greedy decoding gives each row's batch-1 tokens (tied head included)."""
-    import dataclasses
     cfg = dataclasses.replace(CFG, tied_head=tied)
     params = jax.tree.map(lambda x: x * 10, transformer.init_params(cfg, jax.random.key(3)))
     fast = transformer.decode_layout(params)

@@ -13,7 +13,7 @@ def write_section(heading_prefix: str, lines: list[str]) -> str:
     `lines`, or appends it; writes atomically and returns the path."""
     text = open(RESULTS, encoding="utf-8").read() if os.path.exists(RESULTS) else "# Benchmarks\n\n"
     pattern = re.compile(rf"## {re.escape(heading_prefix)}.*?(?=\n## |\Z)", re.S)
-    block = "\n".join(lines)
+    block = "\n".join(lines).rstrip("\n") + "\n"  # a blank line before the next section's heading
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     with open(RESULTS + ".tmp", "w", encoding="utf-8") as f:
         f.write(text.rstrip() + "\n")

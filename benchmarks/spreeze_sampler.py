@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--n_envs", default="1,64,256,1024")
     ap.add_argument("--steps", type=int, default=200)
     args = ap.parse_args()
+    load0 = os.getloadavg()
     rows = []
     for n in (int(x) for x in args.n_envs.split(",")):
         r = fused.sampler_rates(n_envs=n, steps=args.steps, hidden=(256, 256), repeats=3)
@@ -51,7 +52,7 @@ def main() -> None:
         "pendulums (SAC actor 256×256 sampling, env step, auto-reset); transitions/s, median of 3 interleaved "
         "repeats, compile excluded. Gate (n_envs ≥ 64): fused ≥ 10× the spec's Python-loop sampler (one jitted call "
         "per env step). The vectorised loop does the same work per call as one fused step, so its ratio is the "
-        "dispatch overhead alone. The machine was shared with other jobs.",
+        f"dispatch overhead alone. Load average {load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
         "",
         "| n_envs | fused (vmap + scan), transitions/s | loop: one jit call per env step (1 env) | ratio (B2) | "
         "loop: one jit call per step of all n_envs | ratio |",

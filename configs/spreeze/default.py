@@ -96,6 +96,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.system.monitor_interval_s = 1.0
     c.system.autotune = False  # True: batch, envs per sampler, samplers and lr from system/autotune.json
     c.system.shutdown_timeout_s = 5.0  # cooperative stop, then SIGTERM, then SIGKILL (B8: all within 10 s)
+    # the learner mode (projects/spreeze/system.py `make_learner`): "fused" one device; "split" critic and actor on
+    # two forced host devices (B5's maths); "data" data-parallel over `learner_devices` devices per process and
+    # over `num_processes` processes/hosts (jax.distributed; every host runs the same command with its process_id)
+    c.system.learner = "fused"
+    c.system.learner_devices = 2  # "split": exactly 2; "data": devices per process
+    c.system.num_processes = 1
+    c.system.process_id = 0
+    c.system.coordinator = "127.0.0.1:12355"  # host:port of process 0, reachable from every host
 
     # spec §5.3 (projects/spreeze/autotune.py): candidates measured concurrently, chosen by rule
     c.autotune = ml_collections.ConfigDict()

@@ -87,6 +87,22 @@ def validate(config) -> None:
     v.require_int(config, "system.eval_episodes", min_value=1)
     v.require_float(config, "system.threshold", allow_inf=False)
     v.require_choice(config, "system.autotune", (False, True))
+    v.require_choice(config, "system.learner", ("fused", "split", "data"))
+    v.require_int(config, "system.learner_devices", min_value=1, max_value=256)
+    if s.learner == "split":
+        v.require(s.learner_devices == 2, "system.learner_devices", s.learner_devices,
+                  "2 with system.learner='split' (the critic on one device, the actor on the other)")
+    v.require_int(config, "system.num_processes", min_value=1, max_value=4096)
+    v.require_int(config, "system.process_id", min_value=0, max_value=s.num_processes - 1)
+    if s.num_processes > 1:
+        v.require(s.learner == "data", "system.learner", s.learner,
+                  f"'data' with system.num_processes={s.num_processes} (only the data-parallel learner spans hosts)")
+    v.require(isinstance(s.coordinator, str) and s.coordinator.rpartition(":")[2].isdigit(), "system.coordinator",
+              s.coordinator, "'host:port' of process 0")
+    if s.learner == "data":
+        shards = s.learner_devices * s.num_processes
+        v.require(s.batch_size % shards == 0, "system.batch_size", s.batch_size,
+                  f"a multiple of system.learner_devices × system.num_processes = {shards} (rows per device)")
     v.require_sequence(config, "autotune.batch_sizes", item_ok=lambda b: isinstance(b, int) and b >= 1,
                        item_desc="positive integer batch sizes")
     v.require_sequence(config, "autotune.envs_per_sampler", item_ok=lambda n: isinstance(n, int) and n >= 1,

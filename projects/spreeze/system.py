@@ -126,8 +126,9 @@ def sampler_main(index: int, cfg: dict, replay: SharedReplay, sync: ParamSync, s
     apply = _actor(cfg["hidden"], replay.action_dim).apply
     unravel = _unravel_fn(cfg["hidden"], replay.obs_dim, replay.action_dim)
     act = jax.jit(lambda p, o, k: sac.act(apply, p, o, k))
-    rng = np.random.default_rng(cfg["seed"] * 1000 + index)
-    key = jax.random.key(cfg["seed"] * 1000 + index)
+    stream = cfg["seed"] * 1000 + index + 100_000 * cfg["process_id"]  # distinct on every sampler of every host
+    rng = np.random.default_rng(stream)
+    key = jax.random.key(stream)
     obs, _ = envs.reset(seed=int(rng.integers(1 << 31)))
     params, version = None, -1
     try:
@@ -158,45 +159,136 @@ def sampler_main(index: int, cfg: dict, replay: SharedReplay, sync: ParamSync, s
         sync.close()
 
 
+def _learner_env(cfg: dict) -> None:
+    """Before JAX starts in the learner: one XLA thread per device, no device count inherited from the parent
+    (`learner_main` sets the mode's own with `jax_num_cpu_devices`)."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    if not any(f.startswith("--xla_cpu_multi_thread_eigen") for f in flags):
+        flags.append("--xla_cpu_multi_thread_eigen=false")
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def make_learner(cfg: dict, state, key):
+    """The learner mode's `(state, put, update, local)`: `put(rows)` turns this process's sampled batch into the
+    update's input, `update(state, batch) -> (state, metrics)`, `local(x)` reads a (possibly replicated) array.
+
+    fused  `lib.rl.sac.update` in one jit on one device.
+    split  `projects.spreeze.split`: critic step on device 0, actor + α on device 1, one step stale (B5's maths).
+    data   `sac.update` over a `"data"` mesh of every device of every process (`jax.distributed` when
+           `num_processes` > 1): the state replicated, each process feeding its own rows of the global batch;
+           the gradients are averaged over all rows, so every copy of the parameters stays equal (B7).
+    """
+    import jax
+
+    from lib.rl import sac
+    from lib.rl.types import Transition
+
+    mode = cfg["learner"]
+    if mode == "fused":
+        update = jax.jit(sac.update, donate_argnums=0)
+        return state, (lambda b: b), (lambda st, b: update(st, b, key)), np.asarray
+    if mode == "split":
+        from projects.spreeze import split
+
+        a, c = jax.local_devices()[:2]
+        step = split.make_split_update(actor_device=a, critic_device=c)
+        return split.place(state, actor_device=a, critic_device=c), (lambda b: b), (lambda st, b: step(st, b, key)), \
+            np.asarray
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    rows = NamedSharding(mesh, P("data"))
+    update = jax.jit(sac.update, donate_argnums=0)
+
+    def put(b):
+        return Transition(*(jax.make_array_from_process_local_data(rows, np.asarray(x, np.float32)) for x in b))
+
+    def local(x):
+        return np.asarray(x.addressable_data(0))
+
+    return jax.device_put(state, NamedSharding(mesh, P())), put, (lambda st, b: update(st, b, key)), local
+
+
+def params_checksum(params, local) -> float:
+    """float64 sum of every parameter: equal across the processes of a data-parallel learner."""
+    import jax
+
+    return float(sum(local(x).astype(np.float64).sum() for x in jax.tree_util.tree_leaves(params)))
+
+
 def learner_main(cfg: dict, replay: SharedReplay, sync: ParamSync, stop, workdir: str, t0: float) -> None:
-    """The learner process: batches from the ring, fused SAC updates, actor published every `publish_every`."""
-    _pin_one_thread()
+    """The learner process: batches from the ring, SAC updates in the configured mode (`make_learner`), the actor
+    published every `publish_every` updates. With several processes (`num_processes`), every learner joins
+    `jax.distributed` first, and at each publish they agree whether to stop (any process stopping stops all, at
+    the same update, so no learner waits in a collective for one that is gone)."""
+    _learner_env(cfg)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import jax
     from jax.flatten_util import ravel_pytree
 
     from lib.rl import sac
 
+    multi = cfg["num_processes"] > 1
+    if cfg["learner"] != "fused":
+        jax.config.update("jax_num_cpu_devices", cfg["learner_devices"])
+    if cfg["learner"] == "data":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if multi:
+        jax.distributed.initialize(coordinator_address=cfg["coordinator"], num_processes=cfg["num_processes"],
+                                   process_id=cfg["process_id"], initialization_timeout=300)
     key = jax.random.key(cfg["seed"])
     lr = cfg["learning_rate"]
     state = sac.init(key, obs_dim=replay.obs_dim, action_dim=replay.action_dim, hidden=tuple(cfg["hidden"]),
                      actor_lr=lr, critic_lr=lr, alpha_lr=lr)
-    update = jax.jit(sac.update, donate_argnums=0)
+    state, put, update, local = make_learner(cfg, state, key)
     ravel = jax.jit(lambda p: ravel_pytree(p)[0])
-    sync.publish_flat(np.asarray(ravel(state.actor.params)), version=0)
-    rng = np.random.default_rng(cfg["seed"])
+    sync.publish_flat(local(ravel(state.actor.params)), version=0)
+    rng = np.random.default_rng([cfg["seed"], cfg["process_id"]])
+    rows = cfg["batch_size"] // cfg["num_processes"]  # this process's rows of the global batch
     log = open(os.path.join(workdir, "learner.jsonl"), "a", encoding="utf-8")
+
+    def agreed_stop() -> bool:
+        if not multi:
+            return stop.is_set()
+        from jax.experimental import multihost_utils
+
+        return bool(np.asarray(multihost_utils.process_allgather(np.int32(stop.is_set()))).any())
+
     try:
-        while replay.count < cfg["warmup_steps"] and not stop.is_set():
+        while replay.count < max(cfg["warmup_steps"], rows) and not stop.is_set():
             time.sleep(0.05)
         t_last = time.monotonic()
         updates = last_updates = 0
-        batch = replay.sample(rng, cfg["batch_size"])
-        while not stop.is_set():
-            state, metrics = update(state, batch, key)  # async dispatch: the next batch is drawn meanwhile
-            batch = replay.sample(rng, cfg["batch_size"])
+        batch = put(replay.sample(rng, rows)) if not stop.is_set() else None
+        while batch is not None:
+            state, metrics = update(state, batch)  # async dispatch: the next batch is drawn meanwhile
+            batch = put(replay.sample(rng, rows))
             updates += 1
             if updates % cfg["publish_every"] == 0:
-                sync.publish_flat(np.asarray(ravel(state.actor.params)), version=updates)
+                sync.publish_flat(local(ravel(state.actor.params)), version=updates)
+                if agreed_stop():
+                    break
+            elif not multi and stop.is_set():
+                break
             now = time.monotonic()
             if now - t_last >= 1.0:
-                row = {k: float(v) for k, v in metrics.items()}
+                row = {k: float(local(v)) for k, v in metrics.items()}
                 row.update(wall_s=time.time() - t0, updates=updates,
                            updates_per_s=(updates - last_updates) / (now - t_last),
                            transitions_per_s=cfg["batch_size"] * (updates - last_updates) / (now - t_last))
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 t_last, last_updates = now, updates
+        if multi:
+            stop.set()  # a peer asked to stop: this host's main process stops too
+        write_json_atomic(os.path.join(workdir, "learner_final.json"), {
+            "updates": updates, "learner": cfg["learner"], "devices": jax.device_count(),
+            "processes": jax.process_count(),
+            "checksum": params_checksum((state.actor.params, state.critic.params), local)})
     finally:
         log.close()
         replay.close()
@@ -302,7 +394,9 @@ def _cfg(config) -> dict:
     return {"env_id": s.env_id, "envs_per_sampler": s.envs_per_sampler, "warmup_steps": s.warmup_steps,
             "hidden": tuple(config.sac.hidden), "seed": config.seed, "learning_rate": s.learning_rate,
             "batch_size": s.batch_size, "publish_every": s.publish_every, "eval_interval_s": s.eval_interval_s,
-            "eval_episodes": s.eval_episodes, "threshold": s.threshold, "viz_interval_s": s.viz_interval_s}
+            "eval_episodes": s.eval_episodes, "threshold": s.threshold, "viz_interval_s": s.viz_interval_s,
+            "learner": s.learner, "learner_devices": s.learner_devices, "num_processes": s.num_processes,
+            "process_id": s.process_id, "coordinator": s.coordinator}
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -324,6 +418,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     obs_dim, action_dim = env_dims(s.env_id)
     for name in ("learner.jsonl", "evaluator.jsonl", "system.jsonl"):
         open(os.path.join(workdir, name), "w").close()
+    if os.path.exists(os.path.join(workdir, "learner_final.json")):
+        os.remove(os.path.join(workdir, "learner_final.json"))
     stopping = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -351,10 +447,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
         try:
             procs["learner"] = SPAWN.Process(target=learner_main, name="learner", daemon=True,
                                              args=(cfg, replay, sync, stop, workdir, t0))
-            procs["evaluator"] = SPAWN.Process(target=evaluator_main, name="evaluator", daemon=True,
-                                               args=(cfg, sync, stop, steps, reached, workdir, t0))
-            procs["visualiser"] = SPAWN.Process(target=visualiser_main, name="visualiser", daemon=True,
-                                                args=(cfg, stop, workdir))
+            if s.process_id == 0:  # one evaluator and one dashboard for the whole (multi-host) system
+                procs["evaluator"] = SPAWN.Process(target=evaluator_main, name="evaluator", daemon=True,
+                                                   args=(cfg, sync, stop, steps, reached, workdir, t0))
+                procs["visualiser"] = SPAWN.Process(target=visualiser_main, name="visualiser", daemon=True,
+                                                    args=(cfg, stop, workdir))
             for p in procs.values():
                 p.start()
             for i in range(s.n_samplers):
@@ -362,6 +459,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             last_t, last_steps = time.time(), 0
             while stopping["signal"] is None:
                 time.sleep(s.monitor_interval_s)
+                if stop.is_set():  # the learners of a multi-host system agreed to stop (a peer stopped)
+                    break
                 now = time.time()
                 write_json_atomic(os.path.join(workdir, "pids.json"), {k: p.pid for k, p in procs.items()})
                 total = int(sum(steps))
@@ -381,7 +480,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                         versions[i] = -1
                         start_sampler(i)
                 for name in ("learner", "evaluator", "visualiser"):
-                    if not procs[name].is_alive():
+                    if name in procs and not procs[name].is_alive():
                         raise RuntimeError(f"the {name} process died (exit code {procs[name].exitcode}); "
                                            f"see its output above")
                 if now - t0 >= s.duration_s or (s.stop_at_threshold and reached.value >= 0):
@@ -425,13 +524,17 @@ def _write_results(config, workdir, *, restarts, shutdown_s, signal_name, reache
     hz = [r["sampling_hz"] for r in sysrows[skip:]]
     lags = [r["policy_lag"] for r in sysrows if r.get("policy_lag") is not None]
     tps = [r["transitions_per_s"] for r in lrows[max(1, len(lrows) // 3):]]
+    final_path = os.path.join(workdir, "learner_final.json")
+    final = read_json(final_path) if os.path.exists(final_path) else {}
     m = {"env_id": s.env_id, "autotuned": s.autotune, "learning_rate": s.learning_rate, "n_samplers": s.n_samplers,
          "envs_per_sampler": s.envs_per_sampler,
-         "batch_size": s.batch_size, "duration_s": sysrows[-1]["wall_s"] if sysrows else 0.0,
+         "batch_size": s.batch_size, "learner": s.learner, "learner_devices": final.get("devices"),
+         "num_processes": s.num_processes, "process_id": s.process_id,
+         "params_checksum/final": final.get("checksum"), "duration_s": sysrows[-1]["wall_s"] if sysrows else 0.0,
          "env_steps": sysrows[-1]["env_steps"] if sysrows else 0,
          "sampling_hz/median": float(np.median(hz)) if hz else None,
          "learner_transitions_per_s/median": float(np.median(tps)) if tps else None,
-         "learner_updates": lrows[-1]["updates"] if lrows else 0,
+         "learner_updates": final.get("updates", lrows[-1]["updates"] if lrows else 0),
          "policy_lag/mean": float(np.mean(lags)) if lags else None,
          "replay_ratio": (lrows[-1]["updates"] * s.batch_size / max(sysrows[-1]["env_steps"], 1))
          if lrows and sysrows else None,

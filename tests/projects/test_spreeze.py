@@ -61,6 +61,10 @@ def test_rerun_resumes_from_parts(smoke):
     ("fused.batch_size", 512, "config.fused.batch_size=512 is invalid: expected an integer <= "
                               "fused.warmup_steps=256"),
     ("env", "CartPole-v1", "config.env='CartPole-v1' is invalid: expected one of ['Pendulum-v1']"),
+    ("system.learner", "async", "config.system.learner='async' is invalid: expected one of ['fused', 'split', 'data']"),
+    ("system.num_processes", 2, "config.system.learner='fused' is invalid: expected 'data' with "
+                                "system.num_processes=2"),
+    ("system.process_id", 1, "config.system.process_id=1 is invalid: expected an integer >= 0 and <= 0"),
 ])
 def test_bad_config_refused(field, value, message):
     """Each bad value is refused by validate with one sentence naming the field, the value and what is accepted."""
@@ -70,6 +74,57 @@ def test_bad_config_refused(field, value, message):
     with pytest.raises(validation.ConfigError) as e:
         system.validate(config)
     assert str(e.value).startswith(message)
+
+
+@pytest.mark.parametrize("learner,devices,batch,message", [
+    ("split", 3, 64, "config.system.learner_devices=3 is invalid: expected 2 with system.learner='split'"),
+    ("data", 3, 64, "config.system.batch_size=64 is invalid: expected a multiple of system.learner_devices × "
+                    "system.num_processes = 3"),
+])
+def test_bad_learner_mode_refused(learner, devices, batch, message):
+    """A learner mode whose devices do not fit it is refused before any process starts."""
+    config = default.get_config("smoke")
+    config.system.learner, config.system.learner_devices, config.system.batch_size = learner, devices, batch
+    with pytest.raises(validation.ConfigError) as e:
+        system.validate(config)
+    assert str(e.value).startswith(message)
+
+
+def test_learner_modes_match_their_references():
+    """The system's learner modes on this process's 4 CPU devices: `data` (state replicated, batch rows sharded
+    over the mesh) equals the fused `sac.update` on one device; `split` equals `sac.update_stale` (B5's maths)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lib.rl import sac
+    from lib.rl.types import Transition
+
+    key = jax.random.key(3)
+    state0 = sac.init(key, obs_dim=3, action_dim=1, hidden=(32, 32), actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
+    rng = np.random.default_rng(0)
+    batches = [Transition(obs=rng.standard_normal((64, 3), np.float32), action=rng.uniform(-1, 1, (64, 1)).astype(
+        np.float32), reward=rng.standard_normal(64).astype(np.float32), done=np.zeros(64, np.float32),
+        next_obs=rng.standard_normal((64, 3), np.float32)) for _ in range(3)]
+    cfg = {"learner": "data"}
+
+    def run(mode, reference):
+        fresh = jax.tree.map(jnp.array, state0)  # a copy: the modes donate their input state
+        st, put, update, local = system.make_learner({**cfg, "learner": mode}, fresh, key)
+        ref = state0
+        for b in batches:
+            st, m = update(st, put(b))
+            ref, rm = reference(ref, b, key)
+        got = system.params_checksum((st.actor.params, st.critic.params), local)
+        want = system.params_checksum((ref.actor.params, ref.critic.params), np.asarray)
+        return got, want, float(local(m["critic_loss"])), float(rm["critic_loss"])
+
+    got, want, loss, ref_loss = run("data", jax.jit(sac.update))
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-4) and loss == pytest.approx(ref_loss, rel=1e-4, abs=1e-5)
+    got, want, loss, ref_loss = run("split", jax.jit(sac.update_stale))
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-4) and loss == pytest.approx(ref_loss, rel=1e-4, abs=1e-5)
+    got_fused, *_ = run("fused", jax.jit(sac.update))
+    assert got_fused != pytest.approx(got, rel=1e-7, abs=0)  # update_stale differs from update: the check can fail
 
 
 def test_unknown_env_id_refused():
@@ -178,6 +233,61 @@ def test_two_process_jax_distributed_matches_one_process(tmp_path):
     assert len(p0["checksums"]) == 100 and p0["checksums"] == p1["checksums"]
     assert p0["critic_loss"] == pytest.approx(single["critic_loss"], rel=1e-4, abs=1e-5)
     assert p0["checksums"] == pytest.approx(single["checksums"], rel=1e-5, abs=1e-4)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_host_system_keeps_learners_equal(tmp_path):
+    """The multi-host system on 127.0.0.1: two system launchers (process 0 and 1, each with its own sampler, replay
+    ring and workdir; the evaluator and dashboard on process 0 only), the `data` learner spanning both through
+    `jax.distributed`. Process 0 stops on its duration; process 1 (told to run far longer) stops at the same update
+    because the learners agree on stopping; both end with the same update count and bitwise-equal parameters."""
+    pytest.importorskip("gymnasium")
+    port = _free_port()
+    env = dict(os.environ, REPROJAX_HUGE_PAGES="0")
+    procs = [subprocess.Popen([sys.executable, "-m", "projects.spreeze.system",
+                               "--config=configs/spreeze/default.py:smoke", f"--workdir={tmp_path}/h{i}",
+                               "--config.system.learner=data", "--config.system.learner_devices=1",
+                               "--config.system.num_processes=2", f"--config.system.process_id={i}",
+                               f"--config.system.coordinator=127.0.0.1:{port}",
+                               f"--config.system.duration_s={60 if i == 0 else 400}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=560)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    r0, r1 = (json.load(open(tmp_path / f"h{i}" / "system" / "results.json"))["metrics"] for i in (0, 1))
+    assert r0["num_processes"] == 2 and r0["learner_devices"] == 2 and r0["learner"] == "data"
+    assert r0["learner_updates"] > 0 and r0["learner_updates"] == r1["learner_updates"]
+    assert r0["params_checksum/final"] == r1["params_checksum/final"]
+    assert r0["duration_s"] < 200  # process 1 stopped with process 0, not at its own 400 s
+    assert (tmp_path / "h0" / "system" / "evaluator.jsonl").exists()
+    assert not (tmp_path / "h1" / "system" / "evaluator.jsonl").read_text().strip()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_system_runs_the_split_learner(tmp_path):
+    """The system with the split learner (critic and actor on two forced host devices) updates and stops cleanly."""
+    pytest.importorskip("gymnasium")
+    out = subprocess.run([sys.executable, "-m", "projects.spreeze.system", "--config=configs/spreeze/default.py:smoke",
+                          f"--workdir={tmp_path}", "--config.system.learner=split"], cwd=ROOT,
+                         env=dict(os.environ, REPROJAX_HUGE_PAGES="0"), capture_output=True, text=True, timeout=360)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = json.load(open(tmp_path / "system" / "results.json"))["metrics"]
+    assert m["learner"] == "split" and m["learner_devices"] == 2 and m["learner_updates"] > 0
+    assert m["shutdown_s"] <= 10.0
 
 
 def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):

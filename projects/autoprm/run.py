@@ -382,34 +382,38 @@ def _left_pad(seqs, P: int) -> tuple[np.ndarray, np.ndarray]:
 
 def sample(params, mc, prompts, *, max_new: int, stop, k: int = 1, temperature: float = 0.0, key=None,
            batch_rows: int = 256, max_len: int | None = None, bucket: int = 64) -> dict:
-    """k continuations per prompt (token-id lists), batched KV-cached generation (`lib/decoding.generate`), left-padded
-    prompts in length buckets of 32 and fixed row batches, so few shapes compile.
+    """k continuations per prompt (token-id lists), batched KV-cached generation (`lib/decoding.generate`).
+
+    The n·k rows are sorted by prompt length and cut into calls of `batch_rows` rows (fewer rows: the next power of
+    two), each call's prompts left-padded to its own longest prompt rounded up to `bucket` tokens, so few shapes
+    compile and short prompts do not pay for the longest one's prefill. Row i·k + j (prompt i, sample j) always
+    uses that number as its `row_ids` entry, so its sample does not depend on how the rows are batched.
 
     Returns {"tokens": list over prompts of k id lists (up to and including the stop token), "logp" `[n, k]`
     (sum of the chosen tokens' log-probabilities), "n_tokens" (tokens sampled)}."""
     n = len(prompts)
-    P = stats.round_up(max(len(p) for p in prompts), bucket)
-    if max_len is not None and P + max_new > max_len:
-        P = max(max(len(p) for p in prompts), max_len - max_new)
-    ids, mask = _left_pad(prompts, P)
-    ids, mask = np.repeat(ids, k, 0), np.repeat(mask, k, 0)
+    lens = np.array([len(p) for p in prompts])
     rows = n * k
     b = _row_bucket(rows, batch_rows)
-    n_pad = stats.round_up(rows, b) - rows
-    ids, mask = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)]), np.concatenate([mask, np.repeat(mask[:1],
-                                                                                                        n_pad, 0)])
+    order = np.argsort(np.repeat(lens, k), kind="stable")  # row r = i·k + j belongs to prompt r // k
+    order = np.concatenate([order, np.repeat(order[-1:], stats.round_up(rows, b) - rows)])  # a full last call
     key = jax.random.key(0) if key is None else key
-    toks, logps, lens = [], [], []
-    for s in range(0, rows + n_pad, b):
-        g = decoding.generate(params, jnp.asarray(ids[s:s + b]), jnp.asarray(mask[s:s + b]), key, config=mc,
-                              max_new_tokens=max_new, temperature=temperature, eos_id=tuple(stop),
-                              row_ids=jnp.arange(s, s + b))
-        toks.append(np.asarray(g["tokens"]))
-        logps.append(np.asarray(g["logprobs"]).sum(1))
-        lens.append(np.asarray(g["lengths"]))
-    toks, logps, lens = np.concatenate(toks)[:rows], np.concatenate(logps)[:rows], np.concatenate(lens)[:rows]
-    out = [[toks[i * k + j, :lens[i * k + j]].tolist() for j in range(k)] for i in range(n)]
-    return {"tokens": out, "logp": logps.reshape(n, k), "n_tokens": int(lens.sum())}
+    toks = np.zeros((rows, max_new), np.int32)
+    logps, lens_out = np.zeros(rows, np.float32), np.zeros(rows, np.int64)
+    for s in range(0, len(order), b):
+        idx = order[s:s + b]
+        longest = int(lens[idx // k].max())
+        P = stats.round_up(longest, bucket)
+        if max_len is not None and P + max_new > max_len:
+            P = max(longest, max_len - max_new)
+        ids, mask = _left_pad([prompts[r // k] for r in idx], P)
+        g = decoding.generate(params, jnp.asarray(ids), jnp.asarray(mask), key, config=mc, max_new_tokens=max_new,
+                              temperature=temperature, eos_id=tuple(stop), row_ids=jnp.asarray(idx))
+        toks[idx] = np.asarray(g["tokens"])
+        logps[idx] = np.asarray(g["logprobs"]).sum(1)
+        lens_out[idx] = np.asarray(g["lengths"])
+    out = [[toks[i * k + j, :lens_out[i * k + j]].tolist() for j in range(k)] for i in range(n)]
+    return {"tokens": out, "logp": logps.reshape(n, k), "n_tokens": int(lens_out.sum())}
 
 
 def _row_bucket(rows: int, batch_rows: int) -> int:
@@ -452,14 +456,19 @@ def verifier_inputs(problem, questions, sols, t: int, cand, *, cgd: bool) -> lis
 
 
 def score_learned(vparams, vc, seqs: list, *, batch_rows: int = 256, bucket: int = 64) -> np.ndarray:
-    """P(correct) from the learned verifier for right-padded id lists (length buckets of `bucket`)."""
-    L = stats.round_up(max(len(s) for s in seqs), bucket)
-    ids = ad.pad(seqs, L)
+    """P(correct) from the learned verifier for id lists: sorted by length, scored `batch_rows` at a time, each call
+    right-padded to its own longest sequence rounded up to `bucket` tokens (causal attention: a row's score does
+    not depend on the padding after it)."""
+    lens = np.array([len(q) for q in seqs])
     b = _row_bucket(len(seqs), batch_rows)
-    n_pad = stats.round_up(len(seqs), b) - len(seqs)
-    ids = np.concatenate([ids, np.repeat(ids[:1], n_pad, 0)])
-    out = [np.asarray(_score_jit(vparams, jnp.asarray(ids[s:s + b]), vc)) for s in range(0, len(ids), b)]
-    return np.concatenate(out)[:len(seqs)]
+    order = np.argsort(lens, kind="stable")
+    order = np.concatenate([order, np.repeat(order[-1:], stats.round_up(len(seqs), b) - len(seqs))])
+    out = np.zeros(len(seqs), np.float32)
+    for s in range(0, len(order), b):
+        idx = order[s:s + b]
+        ids = ad.pad([seqs[i] for i in idx], stats.round_up(int(lens[idx].max()), bucket))
+        out[idx] = np.asarray(_score_jit(vparams, jnp.asarray(ids), vc))
+    return out
 
 
 @functools.partial(jax.jit, static_argnums=(2,))

@@ -88,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.prompt_bucket = 64  # prompts are left-padded to a multiple of this (fewer compiled shapes)
     c.eval.rerank_m = 4  # reward-reranked search: candidates per step
     c.eval.rerank_tau = 0.2  # abstain when every candidate's verifier probability is below τ
+    c.eval.rerank_beams = 2  # beams kept per problem (spec §5.4: top-k = 2; 1 = greedy reranking)
     c.eval.n_rerank = 200  # test problems for the reranked search (0 = skip)
     c.eval.max_subquestions = 10
     c.eval.n_examples = 4  # decoded test problems written to examples.json

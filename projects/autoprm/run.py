@@ -121,6 +121,7 @@ def validate(config) -> None:
     validation.require_int(config, "eval.rerank_m", min_value=1)
     validation.require_probability(config, "eval.rerank_tau")
     validation.require_int(config, "eval.n_rerank", min_value=0)
+    validation.require_int(config, "eval.rerank_beams", min_value=1, max_value=16)
     validation.require_int(config, "eval.max_subquestions", min_value=1)
     validation.require_int(config, "eval.n_examples", min_value=0)
     validation.require_int(config, "distill.steps", min_value=0)
@@ -566,30 +567,54 @@ def evaluate_cot(params, mc, problems, *, config) -> dict:
 
 
 def evaluate_rerank(params, mc, problems, *, config, reward_fn_for, key) -> dict:
-    """Verifier-reranked search (spec §2.9): m sampled candidates per step, keep argmax log P + log R; abstain when
-    every candidate's R < τ at some step. Accuracy counts an abstention as wrong; selective accuracy excludes it."""
+    """Verifier-reranked beam search (spec §5.4 step 4): each of a problem's `eval.rerank_beams` beams samples m
+    candidates per step; a candidate's score is log P + log R; the beams' children are ranked by their beam's score
+    plus theirs and the best `rerank_beams` distinct chains are kept. A beam abstains once every one of its m
+    candidates at some step has R < τ; the problem's answer is its best final beam, abstaining if that beam did.
+    Accuracy counts an abstention as wrong; selective accuracy excludes it. One beam = greedy reranking."""
     questions = decompose(params, mc, problems, config.eps_star, config=config)
-    m, tau = config.eval.rerank_m, config.eval.rerank_tau
+    m, tau, width = config.eval.rerank_m, config.eval.rerank_tau, config.eval.rerank_beams
     reward = reward_fn_for(problems, questions)
     n = len(problems)
-    sols, abstain = [[] for _ in range(n)], np.zeros(n, bool)
+    beams = [[((), 0.0, False)] for _ in range(n)]  # per problem: (sub-solutions, score, abstained), best first
     max_new = sub_max_new(config)
     for t in range(max(len(q) for q in questions)):
-        active = [i for i in range(n) if t < len(questions[i])]
-        prompts = [ad.encode(ad.qa_chain(problems[i], questions[i], sols[i], t, cgd=True)) for i in active]
+        slots = [(i, b) for i in range(n) if t < len(questions[i]) for b in range(len(beams[i]))]
+        prompts = [ad.encode(ad.qa_chain(problems[i], questions[i], list(beams[i][b][0]), t, cgd=True))
+                   for i, b in slots]
         g = sample(params, mc, prompts, max_new=max_new, stop=STOPS, k=m, temperature=config.ei.temperature,
                    key=jax.random.fold_in(key, t), batch_rows=config.eval.batch_rows, max_len=config.model.max_len,
                    bucket=config.eval.prompt_bucket)
         cands = [[_strip_stop(c) for c in row] for row in g["tokens"]]
-        r = np.asarray(reward([(i, t, c) for i, row in zip(active, cands, strict=True) for c in row], sols),
-                       float).reshape(len(active), m)
-        best, abst = ei_lib.rerank(g["logp"], r, tau=tau)
-        for j, i in enumerate(active):
-            sols[i].append(cands[j][best[j]])
-            abstain[i] |= bool(abst[j])
-    answers = [checks.parse_solution(s[-1])[1] for s in sols]
+        r = np.zeros((len(slots), m))
+        for b in range(width):  # the reward reads each item's chain so far: one call per beam slot
+            rows = [j for j, (_, bb) in enumerate(slots) if bb == b]
+            if rows:
+                sols_b = {slots[j][0]: list(beams[slots[j][0]][b][0]) for j in rows}
+                r[rows] = np.asarray(reward([(slots[j][0], t, c) for j in rows for c in cands[j]], sols_b),
+                                     float).reshape(len(rows), m)
+        score = g["logp"] + np.log(np.maximum(r, 1e-6))
+        children: dict = {}
+        for j, (i, b) in enumerate(slots):
+            sols, base, abst = beams[i][b]
+            for c in range(m):
+                children.setdefault(i, []).append((sols + (cands[j][c],), base + float(score[j, c]),
+                                                   abst or bool(r[j].max() < tau)))
+        for i, kids in children.items():
+            kids.sort(key=lambda x: -x[1])
+            kept, seen = [], set()
+            for kid in kids:
+                if kid[0] not in seen:
+                    seen.add(kid[0])
+                    kept.append(kid)
+                if len(kept) == width:
+                    break
+            beams[i] = kept
+    answers = [checks.parse_solution(bs[0][0][-1])[1] if bs[0][0] else None for bs in beams]
+    abstain = np.array([bs[0][2] for bs in beams])
     correct = np.array([a == p.answer for a, p in zip(answers, problems, strict=True)])
-    return {"correct": correct & ~abstain, "answered_correct": correct, "abstain": abstain}
+    return {"correct": correct & ~abstain, "answered_correct": correct, "abstain": abstain,
+            "sols": [list(bs[0][0]) for bs in beams]}
 
 
 # ----------------------------------------------------------------------------------------- expert iteration
@@ -842,7 +867,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 if config.eval.n_rerank:
                     reward_for = functools.partial(make_reward, "learned", cgd=True, vparams=vparams, vc=vc,
                                                    batch_rows=config.eval.batch_rows, bucket=config.eval.prompt_bucket)
-                    ev["rerank/test"] = cached_eval(workdir, f"eval_rerank_s{seed}", evaluate_rerank, best, mc,
+                    beams = "" if config.eval.rerank_beams == 1 else f"_b{config.eval.rerank_beams}"
+                    ev["rerank/test"] = cached_eval(workdir, f"eval_rerank{beams}_s{seed}", evaluate_rerank, best, mc,
                                                     splits["test"][:config.eval.n_rerank], config=config,
                                                     key=jax.random.key(seed), reward_fn_for=reward_for)
                 if seed == 0 and config.eval.n_examples:

@@ -135,3 +135,65 @@ def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):
     """colab/autoprm.ipynb top to bottom on this module's smoke run: the notebook resumes it (the same config) and runs
     every one of its cells. The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
     execute_notebook("autoprm", tmp_path, monkeypatch, reuse=smoke[0])
+
+
+def _greedy_rerank_reference(params, mc, problems, *, config, reward, key):
+    """The one-beam reranked search written out directly (the pre-beam implementation): per step, m samples,
+    keep argmax log P + log R, abstain once every candidate's R < τ."""
+    import jax
+    import numpy as np
+
+    from lib import arith_domain as ad
+    from lib import expert_iteration as ei
+
+    questions = run.decompose(params, mc, problems, config.eps_star, config=config)
+    n, m = len(problems), config.eval.rerank_m
+    sols, abstain = [[] for _ in range(n)], np.zeros(n, bool)
+    for t in range(max(len(q) for q in questions)):
+        active = [i for i in range(n) if t < len(questions[i])]
+        prompts = [ad.encode(ad.qa_chain(problems[i], questions[i], sols[i], t, cgd=True)) for i in active]
+        g = run.sample(params, mc, prompts, max_new=run.sub_max_new(config), stop=run.STOPS, k=m,
+                       temperature=config.ei.temperature, key=jax.random.fold_in(key, t),
+                       batch_rows=config.eval.batch_rows, max_len=config.model.max_len,
+                       bucket=config.eval.prompt_bucket)
+        cands = [[run._strip_stop(c) for c in row] for row in g["tokens"]]
+        r = np.asarray(reward([(i, t, c) for i, row in zip(active, cands, strict=True) for c in row], sols),
+                       float).reshape(len(active), m)
+        best, abst = ei.rerank(g["logp"], r, tau=config.eval.rerank_tau)
+        for j, i in enumerate(active):
+            sols[i].append(cands[j][best[j]])
+            abstain[i] |= bool(abst[j])
+    return [[tuple(x) for x in s] for s in sols], abstain
+
+
+def test_rerank_one_beam_matches_the_greedy_reference_and_two_beams_run():
+    """`evaluate_rerank` with one beam reproduces the greedy reranking written out independently (the same chosen
+    chains and abstentions, some problems abstaining and some not); with two beams it returns one full chain per
+    problem. A smoke-size random model and a deterministic fake reward of the problem, step and candidate."""
+    import jax
+    import numpy as np
+
+    from lib import transformer
+
+    config = default.get_config("smoke")
+    config.eval.rerank_tau = 0.5
+    mc = run.model_config(config)
+    params = transformer.init_params(mc, jax.random.key(1))
+    problems = run.build_splits(config)["test"][:6]
+
+    def reward_fn_for(probs, questions):
+        def reward(items, sols):
+            return [float((i + len(c) + t) % 3 == 0) for i, t, c in items]
+        return reward
+
+    key = jax.random.key(2)
+    config.eval.rerank_beams = 1
+    one = run.evaluate_rerank(params, mc, problems, config=config, reward_fn_for=reward_fn_for, key=key)
+    ref_sols, ref_abstain = _greedy_rerank_reference(params, mc, problems, config=config,
+                                                     reward=reward_fn_for(None, None), key=key)
+    assert one["sols"] == ref_sols
+    assert np.array_equal(one["abstain"], ref_abstain) and 0 < ref_abstain.sum() < len(problems)
+    config.eval.rerank_beams = 2
+    two = run.evaluate_rerank(params, mc, problems, config=config, reward_fn_for=reward_fn_for, key=key)
+    assert two["correct"].shape == two["abstain"].shape == (len(problems),)
+    assert len(two["sols"]) == len(problems) and all(len(a) == len(b) for a, b in zip(two["sols"], one["sols"]))

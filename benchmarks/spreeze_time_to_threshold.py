@@ -158,8 +158,9 @@ def main() -> None:
         *rows,
         "",
         (f"Time ratio ours / SB3: **×{ratio:.2f}**, a {100 * (1 - ratio):.0f} % cut (paper: 73 %; gate ≤ ×0.5 with "
-         f"final return ≥ SB3's − 10 %): **{'holds' if holds else 'fails'}** (time {'within' if ratio <= 0.5 else 'over'}"
-         f" the gate; final return {f_ours:.0f} against the bar {f_sb3 - 0.1 * abs(f_sb3):.0f})." if ratio is not None
+         f"final return ≥ SB3's − 10 %): **{'holds' if holds else 'fails'}** "
+         f"(time {'within' if ratio <= 0.5 else 'over'} the gate; final return {f_ours:.0f} against the bar "
+         f"{f_sb3 - 0.1 * abs(f_sb3):.0f})." if ratio is not None
          else "A system missed the threshold in some seed: no ratio."),
         "",
     ]

@@ -196,4 +196,5 @@ def test_rerank_one_beam_matches_the_greedy_reference_and_two_beams_run():
     config.eval.rerank_beams = 2
     two = run.evaluate_rerank(params, mc, problems, config=config, reward_fn_for=reward_fn_for, key=key)
     assert two["correct"].shape == two["abstain"].shape == (len(problems),)
-    assert len(two["sols"]) == len(problems) and all(len(a) == len(b) for a, b in zip(two["sols"], one["sols"]))
+    assert len(two["sols"]) == len(problems)
+    assert all(len(a) == len(b) for a, b in zip(two["sols"], one["sols"], strict=True))

@@ -90,9 +90,10 @@ def test_bad_learner_mode_refused(learner, devices, batch, message):
     assert str(e.value).startswith(message)
 
 
-def test_learner_modes_match_their_references():
-    """The system's learner modes on this process's 4 CPU devices: `data` (state replicated, batch rows sharded
-    over the mesh) equals the fused `sac.update` on one device; `split` equals `sac.update_stale` (B5's maths)."""
+def test_data_learner_mode_matches_the_fused_update():
+    """The system's `data` learner on this process's 4 CPU devices (state replicated, batch rows sharded over the
+    mesh) equals the fused `sac.update` on one device. (The `split` mode is `split.py`, checked against
+    `sac.update_stale` in tests/lib/test_rl_split.py and run inside the system by a slow test.)"""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -105,7 +106,7 @@ def test_learner_modes_match_their_references():
     rng = np.random.default_rng(0)
     batches = [Transition(obs=rng.standard_normal((64, 3), np.float32), action=rng.uniform(-1, 1, (64, 1)).astype(
         np.float32), reward=rng.standard_normal(64).astype(np.float32), done=np.zeros(64, np.float32),
-        next_obs=rng.standard_normal((64, 3), np.float32)) for _ in range(3)]
+        next_obs=rng.standard_normal((64, 3), np.float32)) for _ in range(2)]
     cfg = {"learner": "data"}
 
     def run(mode, reference):
@@ -121,10 +122,6 @@ def test_learner_modes_match_their_references():
 
     got, want, loss, ref_loss = run("data", jax.jit(sac.update))
     assert got == pytest.approx(want, rel=1e-5, abs=1e-4) and loss == pytest.approx(ref_loss, rel=1e-4, abs=1e-5)
-    got, want, loss, ref_loss = run("split", jax.jit(sac.update_stale))
-    assert got == pytest.approx(want, rel=1e-5, abs=1e-4) and loss == pytest.approx(ref_loss, rel=1e-4, abs=1e-5)
-    got_fused, *_ = run("fused", jax.jit(sac.update))
-    assert got_fused != pytest.approx(got, rel=1e-7, abs=0)  # update_stale differs from update: the check can fail
 
 
 def test_unknown_env_id_refused():

@@ -36,12 +36,15 @@ def accepted_prefix(accepted) -> np.ndarray:
     return np.cumprod(np.asarray(accepted, bool), axis=-1).astype(bool)
 
 
+def rerank_score(logps, rewards, *, floor: float = 1e-6) -> np.ndarray:
+    """A candidate's reranking score, log P + log max(R, floor) (elementwise)."""
+    return np.asarray(logps, float) + np.log(np.maximum(np.asarray(rewards, float), floor))
+
+
 def rerank(logps, rewards, *, tau: float, floor: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Reward-reranked choice among m candidates `[n, m]`: argmax of log P + log max(R, floor); abstain `[n]` when
-    every candidate's reward is below τ."""
-    logps, rewards = np.asarray(logps, float), np.asarray(rewards, float)
-    score = logps + np.log(np.maximum(rewards, floor))
-    return score.argmax(-1), rewards.max(-1) < tau
+    """Reward-reranked choice among m candidates `[n, m]`: argmax of `rerank_score`; abstain `[n]` when every
+    candidate's reward is below τ."""
+    return rerank_score(logps, rewards, floor=floor).argmax(-1), np.asarray(rewards, float).max(-1) < tau
 
 
 def tampering_gap(predicted, true) -> float:

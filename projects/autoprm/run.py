@@ -593,7 +593,7 @@ def evaluate_rerank(params, mc, problems, *, config, reward_fn_for, key) -> dict
                 sols_b = {slots[j][0]: list(beams[slots[j][0]][b][0]) for j in rows}
                 r[rows] = np.asarray(reward([(slots[j][0], t, c) for j in rows for c in cands[j]], sols_b),
                                      float).reshape(len(rows), m)
-        score = g["logp"] + np.log(np.maximum(r, 1e-6))
+        score = ei_lib.rerank_score(g["logp"], r)
         children: dict = {}
         for j, (i, b) in enumerate(slots):
             sols, base, abst = beams[i][b]

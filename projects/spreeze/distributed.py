@@ -32,6 +32,7 @@ def run(*, process_id: int, num_processes: int, coordinator: str, steps: int, gl
 
     from lib.rl import sac
     from lib.rl.types import Transition
+    from projects.spreeze.system import params_checksum
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if num_processes > 1:
@@ -56,8 +57,8 @@ def run(*, process_id: int, num_processes: int, coordinator: str, steps: int, gl
         mine = [np.asarray(x[lo:lo + local], np.float32) for x in full]
         batch = Transition(*(jax.make_array_from_process_local_data(rows, x) for x in mine))
         state, m = update(state, batch, key)
-        leaves = jax.tree_util.tree_leaves((state.actor.params, state.critic.params))
-        out["checksums"].append(float(sum(np.asarray(x.addressable_data(0), np.float64).sum() for x in leaves)))
+        out["checksums"].append(params_checksum((state.actor.params, state.critic.params),
+                                                lambda x: np.asarray(x.addressable_data(0))))
         out["critic_loss"].append(float(np.asarray(m["critic_loss"].addressable_data(0))))
         out["actor_loss"].append(float(np.asarray(m["actor_loss"].addressable_data(0))))
     return out

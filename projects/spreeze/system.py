@@ -159,16 +159,14 @@ def sampler_main(index: int, cfg: dict, replay: SharedReplay, sync: ParamSync, s
         sync.close()
 
 
-def _learner_env(cfg: dict) -> None:
-    """Before JAX starts in the learner: one XLA thread per device, no device count inherited from the parent
-    (`learner_main` sets the mode's own with `jax_num_cpu_devices`)."""
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
-    if not any(f.startswith("--xla_cpu_multi_thread_eigen") for f in flags):
-        flags.append("--xla_cpu_multi_thread_eigen=false")
-    os.environ["XLA_FLAGS"] = " ".join(flags)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+def _learner_env() -> None:
+    """Before JAX starts in the learner: `_pin_one_thread`, without a device count inherited from the parent's
+    XLA_FLAGS (`learner_main` sets the mode's own with `jax_num_cpu_devices`)."""
+    kept = " ".join(f for f in os.environ.pop("XLA_FLAGS", "").split()
+                    if not f.startswith("--xla_force_host_platform_device_count"))
+    if kept:
+        os.environ["XLA_FLAGS"] = kept
+    _pin_one_thread()
 
 
 def make_learner(cfg: dict, state, key):
@@ -225,7 +223,7 @@ def learner_main(cfg: dict, replay: SharedReplay, sync: ParamSync, stop, workdir
     published every `publish_every` updates. With several processes (`num_processes`), every learner joins
     `jax.distributed` first, and at each publish they agree whether to stop (any process stopping stops all, at
     the same update, so no learner waits in a collective for one that is gone)."""
-    _learner_env(cfg)
+    _learner_env()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import jax
     from jax.flatten_util import ravel_pytree

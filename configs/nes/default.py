@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.mesh_v = 12  # ... and along it (plus the pole fans)
     c.model.num_samples = 32  # samples per ray (both volume renderers)
     c.model.window = 0.3  # metres of ray marched after the dilated-capsule entry (both volume renderers)
+    c.model.density = "neus"  # NES implicit-route opacity: "neus" or "volsdf" (spec §5.4); README, "Choices"
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000  # per model (spec §5.6)
@@ -51,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.fg_fraction = 0.7  # share of rays drawn inside the mask's bounding box
     c.train.lr = 2e-3  # Adam, 5 % warm-up, then decayed ×0.1 (1e-3: both ≈ 1 dB above the floor at 350 steps;
     # 3e-3 with one pose per step saturated NES's D within 20 steps and left it with zero gradients)
-    c.train.beta_start = 0.02  # NES VolSDF β (metres), annealed geometrically ...
+    c.train.beta_start = 0.02  # NES's β (metres; NeuS's Φ = sigmoid(s / β)), annealed geometrically ...
     c.train.beta_end = 0.003  # ... to this (spec §5.4: 0.02 → 0.003)
     c.train.mask_weight = 0.1
     c.train.tv_weight = 1e-3

@@ -8,8 +8,8 @@ and alpha compositing.
 NES: a small U-Net G_φ maps per-texel inputs of each UV chart (positional code of (u, v), the posed template normal,
 the part's proximal and distal joint angles, a part embedding) to a geometry map D = 0.3 r_k tanh(·) and 8 neural
 texture channels T. A decoder MLP_c maps [bilinear T, bilinear normal map] → RGB. Trained through the implicit route
-s(x) = min_k [h_k − D_k(u_k, v_k)] (VolSDF density, same compositing); rendered through the explicit route: the
-template grid displaced by D, rasterized, one texture query per pixel.
+s(x) = min_k [h_k − D_k(u_k, v_k)] (NeuS opacity, or the spec's VolSDF density; same compositing); rendered through
+the explicit route: the template grid displaced by D, rasterized, one texture query per pixel.
 
 Both models see the same body-model information (part coordinates and posed template normals), and both colour
 networks see no view direction (the ground truth is Lambertian).
@@ -202,17 +202,30 @@ def shade(params, maps: dict, u, v, k) -> jax.Array:
 
 
 def nes_volume_rays(params, maps: dict, pose, origins, dirs, *, num_samples: int, window: float, beta,
-                    key=None) -> rendering.Composited:
-    """NES through the implicit route (training, and criterion 3c): VolSDF density of s, colour of the nearest part
-    at each sample, composited like the baseline. rays [..., 3] → `Composited`."""
+                    key=None, density: str = "volsdf") -> rendering.Composited:
+    """NES through the implicit route (training, and criterion 3c): opacity from the field s, colour of the nearest
+    part at each sample, composited like the baseline. rays [..., 3] → `Composited`.
+
+    `density="volsdf"`: σ = Ψ_β(−s)/β per sample, α = 1 − exp(−σδ) (the spec's §5.4). `density="neus"`: the NeuS
+    opacity of each section [t_i, t_i + δ_i] from s at its two ends with Φ = sigmoid(s/β); the colour is the section
+    start's. VolSDF's density outside the surface (half its peak at s = 0) makes rays that graze the body within a
+    few β nearly opaque, so training pulls the surface inward to keep the silhouette; NeuS's opacity of such a ray
+    is only 1 − Φ(s_min)/Φ(s_0) (README, "Choices")."""
     pose_rt = body.forward_kinematics(pose)
     near, far, _ = ray_window(origins, dirs, pose_rt, window=window)
     t, deltas = rendering.stratified_samples(key=key, near=near, far=far, num_samples=num_samples)
-    x = origins[..., None, :] + t[..., None] * dirs[..., None, :]
-    f = nes_field(maps, x, pose_rt)
-    sigma = rendering.volsdf_density(sdf=f["s"], beta=jnp.maximum(beta, BETA_MIN))
+    beta = jnp.maximum(beta, BETA_MIN)
+    if density == "neus":
+        ends = jnp.concatenate([t, t[..., -1:] + deltas[..., -1:]], -1)  # S + 1 section ends
+        f = nes_field(maps, origins[..., None, :] + ends[..., None] * dirs[..., None, :], pose_rt)
+        alpha = rendering.neus_alpha(sdf_start=f["s"][..., :-1], sdf_end=f["s"][..., 1:], inv_s=1.0 / beta)
+        f = {k: v[..., :-1] for k, v in f.items()}
+    elif density == "volsdf":
+        f = nes_field(maps, origins[..., None, :] + t[..., None] * dirs[..., None, :], pose_rt)
+        alpha = rendering.alpha_from_density(density=rendering.volsdf_density(sdf=f["s"], beta=beta), deltas=deltas)
+    else:
+        raise ValueError(f"density: {density!r}; accepted: 'volsdf', 'neus'")
     rgb = shade(params, maps, f["u"], f["v"], f["k"])
-    alpha = rendering.alpha_from_density(density=sigma, deltas=deltas)
     return rendering.composite(alpha=alpha, rgb=rgb, t=t)
 
 

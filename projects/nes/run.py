@@ -26,6 +26,7 @@ from projects.nes import bench, body, gt, models, plots
 from projects.nes import claims as claims_lib
 
 MODELS = ("baseline", "nes")
+DENSITIES = ("volsdf", "neus")  # NES implicit-route opacity (models.nes_volume_rays)
 GT_VERSION = 2  # bump when the ground truth changes (a cached data.npz of another version is rendered again)
 
 
@@ -51,6 +52,7 @@ def validate(config) -> None:
     validation.require_int(config, "model.mesh_v", min_value=2, max_value=256)
     validation.require_int(config, "model.num_samples", min_value=2, max_value=1024)
     validation.require_float(config, "model.window", min_value=0.05, max_value=5.0)
+    validation.require_choice(config, "model.density", DENSITIES)
     validation.require_int(config, "train.steps", min_value=1)
     validation.require_int(config, "train.frames_per_step", min_value=1, max_value=tf)
     rays = validation.require_int(config, "train.rays_per_step", min_value=1)
@@ -192,6 +194,7 @@ def make_loss(kind: str, config):
     m, t = config.model, config.train
     size = (m.map_height, m.map_width)
     render_kw = dict(num_samples=m.num_samples, window=m.window)
+    nes_kw = dict(render_kw, density=m.density)
 
     def loss(params, batch, key):
         keys = jax.random.split(key, batch["pose"].shape[0])
@@ -204,7 +207,7 @@ def make_loss(kind: str, config):
         else:
             maps = jax.vmap(lambda pose: models.nes_maps(params, pose, height=size[0], width=size[1]))(batch["pose"])
             out = jax.vmap(lambda mp, pose, o, d, k: models.nes_volume_rays(
-                params, mp, pose, o, d, beta=batch["beta"], key=k, **render_kw))(maps, batch["pose"],
+                params, mp, pose, o, d, beta=batch["beta"], key=k, **nes_kw))(maps, batch["pose"],
                                                                                 batch["origins"], batch["dirs"], keys)
             dn = maps["D"] / (0.3 * jnp.asarray(body.RADIUS)[:, None, None])
             tv = jnp.mean(jnp.abs(jnp.diff(dn, axis=-1))) + jnp.mean(jnp.abs(jnp.diff(dn, axis=-2)))
@@ -248,7 +251,7 @@ def make_train_step(kind: str, config):
 
 
 def beta_at(config, step: int) -> float:
-    """NES's VolSDF β at a step: geometric anneal beta_start → beta_end over the run."""
+    """NES's β (VolSDF scale, or NeuS's 1/s) at a step: geometric anneal beta_start → beta_end over the run."""
     t = config.train
     return float(t.beta_start * (t.beta_end / t.beta_start) ** min(step / max(t.steps - 1, 1), 1.0))
 
@@ -310,7 +313,7 @@ def _on_hull_rays(fn, pose, origins, dirs, capacity: int):
 
 @functools.lru_cache(maxsize=4)
 def _eval_fns(res: int, size: tuple[int, int], num_samples: int, window: float, beta: float, trace_steps: int,
-              mesh: tuple[int, int], k_patch: int, capacity: int):
+              mesh: tuple[int, int], k_patch: int, capacity: int, density: str = "volsdf"):
     """The jitted per-image evaluation renderers, built once per setting: `images` (baseline, NES, NES with pose
     inputs zeroed, the floor; both splits) and `implicit` (NES volume-rendered and its sphere-traced silhouette, for
     criterion 3 on novel poses). Volume rendering and tracing run on the hull rays only (same pixels, 5× less work)."""
@@ -340,7 +343,7 @@ def _eval_fns(res: int, size: tuple[int, int], num_samples: int, window: float, 
         pose_rt = body.forward_kinematics(pose)
 
         def rays(o, d):
-            rgb = models.nes_volume_rays(params["nes"], maps, pose, o, d, beta=beta, **kw).rgb
+            rgb = models.nes_volume_rays(params["nes"], maps, pose, o, d, beta=beta, density=density, **kw).rgb
             _, hit = gt.sphere_trace(lambda x: models.nes_field(maps, x, pose_rt)["s"], o, d, pose_rt,
                                      steps=trace_steps)
             return rgb, hit
@@ -359,7 +362,7 @@ def render_eval(config, params: dict, data: dict, split: str, tmpl: body.Templat
     rig = data["rig"]
     images, implicit = _eval_fns(config.data.resolution, (m.map_height, m.map_width), m.num_samples,
                                  float(m.window), float(config.train.beta_end), config.data.trace_steps,
-                                 (m.mesh_u, m.mesh_v), k_patch, capacity)
+                                 (m.mesh_u, m.mesh_v), k_patch, capacity, m.density)
     pairs = data[f"{split}/pairs"]
     res_list = []
     with progress(len(pairs), desc=f"nes eval {split}", unit="image") as bar:

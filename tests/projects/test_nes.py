@@ -87,12 +87,37 @@ def test_raster_silhouette_matches_sphere_traced_implicit():
     assert np.mean(ious) >= 0.97 and min(ious) >= 0.95, ious
 
 
+def test_neus_opacity_keeps_grazing_silhouettes_unbiased():
+    """Why NES trains with NeuS opacity (README, "Choices"): on the undisplaced head at β = 3 mm, a ray passing 6 mm
+    outside the surface is mostly opaque under VolSDF (so training shrinks the surface to hold the silhouette) and
+    mostly transparent under NeuS, whose tangent ray is half opaque."""
+    pose = jnp.zeros((body.NUM_PARTS, 3))
+    starts, ends = (np.asarray(a) for a in body.capsule_segments(body.forward_kinematics(pose)))
+    k = body.NAMES.index("head")
+    axis = (ends[k] - starts[k]) / np.linalg.norm(ends[k] - starts[k])
+    side = np.cross(axis, [0.0, 0.0, 1.0])
+    side /= np.linalg.norm(side)
+    d = np.cross(side, axis)
+    offsets = np.array([-0.006, 0.0, 0.006])
+    o = (starts[k] + ends[k]) / 2 + (body.RADIUS[k] + offsets)[:, None] * side - 1.5 * d
+    params = {"decoder": models.Decoder().init(jax.random.key(0), jnp.zeros((1, 8)), jnp.zeros((1, 3)))}
+    maps = {"D": jnp.zeros((body.NUM_PARTS, 16, 32)), "T": jnp.zeros((body.NUM_PARTS, 16, 32, 8)),
+            "normal": jnp.zeros((body.NUM_PARTS, 16, 32, 3))}
+    render = jax.jit(lambda o, d, dens: models.nes_volume_rays(params, maps, pose, o, d, num_samples=32, window=0.3,
+                                                               beta=0.003, density=dens).opacity, static_argnums=2)
+    rays = jnp.asarray(o, jnp.float32), jnp.asarray(np.broadcast_to(d, o.shape), jnp.float32)
+    opacity = {dens: np.asarray(render(*rays, dens)) for dens in run.DENSITIES}
+    assert opacity["volsdf"][2] > 0.5 and opacity["volsdf"][0] > 0.99, opacity
+    assert opacity["neus"][2] < 0.2 and 0.4 < opacity["neus"][1] < 0.6 and opacity["neus"][0] > 0.8, opacity
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("data.resolution", 0, "config.data.resolution=0 is invalid: expected an integer >= 16 and <= 256"),
     ("data.camera_radius", 0.2, "config.data.camera_radius=0.2 is invalid: expected a radius that keeps every "
                                 "camera outside the body"),
     ("data.train_frames", 6, "config.data.train_frames=6 is invalid: expected an integer in [1, num_frames - 1"),
     ("train.rays_per_step", 65, "config.train.rays_per_step=65 is invalid: expected a multiple of"),
+    ("model.density", "nerf", "config.model.density='nerf' is invalid: expected one of"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted (resolution 0, a camera inside the body, ...)."""

@@ -10,6 +10,8 @@ bookkeeping between them, written here once:
 - `rerank`: reward-reranked search (spec §2.9 [S]): score = log P(s) + log R(s); abstain when max R < τ.
 - `tampering_gap`: mean verifier-predicted correctness minus true correctness of the chosen steps (spec §5.6).
 - `auroc`: the verifier's ranking quality on held-out steps (Mann–Whitney form, ties counted half).
+- `group_advantages`: per-sample advantages r − mean_k r over each group of k samples (optionally divided by the
+  group's std), the critic-free baseline of group policy gradient (GRPO-style; autoprm's PG variant, our addition).
 - `expert_iteration`: the loop itself — sample/label/keep (`collect`), fine-tune (`finetune`), evaluate on
   validation (`evaluate`) for `rounds` rounds, keeping the round with the best validation score (round 0 = start).
 """
@@ -63,12 +65,27 @@ def auroc(scores, labels) -> float:
     return float(greater / (pos.size * neg.size))
 
 
+ADV_NORMS = ("mean", "mean_std")
+
+
+def group_advantages(rewards, *, norm: str = "mean", eps: float = 1e-6) -> np.ndarray:
+    """rewards `[n, k]` (k samples of one group per row) → advantages `[n, k]`: r − mean_k r ("mean", the plain
+    group baseline), or (r − mean_k r) / (std_k r + eps) ("mean_std", GRPO's; std with ddof 0). A group whose k
+    rewards are equal gets zero advantages either way."""
+    if norm not in ADV_NORMS:
+        raise ValueError(f"norm={norm!r} is invalid: expected one of {list(ADV_NORMS)}")
+    r = np.asarray(rewards, float)
+    adv = r - r.mean(-1, keepdims=True)
+    return adv / (r.std(-1, keepdims=True) + eps) if norm == "mean_std" else adv
+
+
 def expert_iteration(params: Any, *, rounds: int, collect: Callable[[Any, int], Any],
                      finetune: Callable[[Any, Any, int], Any], evaluate: Callable[[Any], float],
                      on_round: Callable[[int, dict], None] | None = None) -> tuple[Any, list[dict]]:
     """Runs `rounds` rounds of: data = collect(params, round); params = finetune(params, data, round);
     score = evaluate(params) (validation). Returns (the best round's params, history), history[r] =
-    {"round", "val", **stats} with round 0 the starting params; `collect` may return (data, stats dict)."""
+    {"round", "val", **stats} with round 0 the starting params; `collect` may return (data, stats dict), and
+    `finetune` (params, stats dict), both merged into the round's stats."""
     best_params, best = params, evaluate(params)
     history = [{"round": 0, "val": best}]
     for r in range(1, rounds + 1):
@@ -77,6 +94,9 @@ def expert_iteration(params: Any, *, rounds: int, collect: Callable[[Any, int], 
         if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], dict):
             data, extra = data
         params = finetune(params, data, r)
+        if isinstance(params, tuple) and len(params) == 2 and isinstance(params[1], dict):
+            params, tuned = params
+            extra = {**extra, **tuned}
         score = evaluate(params)
         history.append({"round": r, "val": score, **extra})
         if on_round is not None:

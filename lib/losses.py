@@ -380,3 +380,30 @@ def forget_loss(method: str, inputs: dict, **hparams) -> jnp.ndarray:
     if missing:
         raise ValueError(f"unlearning method {method!r} needs inputs {missing} (given: {sorted(k for k in inputs)})")
     return spec["fn"](inputs, **full)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Policy gradient with a group baseline and a KL penalty to a frozen reference (GRPO-style, no critic; the
+# advantages come from `lib/expert_iteration.group_advantages`). Token-level: `logp`, `ref_logp` `[b, t]` are the
+# log-probabilities of the tokens that were sampled, `mask` `[b, t]` marks the sampled (action) tokens.
+# ---------------------------------------------------------------------------------------------------------------
+
+def kl_k3(logp: jnp.ndarray, ref_logp: jnp.ndarray) -> jnp.ndarray:
+    """Per-token k3 estimate of KL(π_θ ‖ π_ref) at tokens sampled from π_θ (Schulman's "approximating KL"; GRPO's
+    penalty): exp(ref − logp) − (ref − logp) − 1, elementwise; ≥ 0, 0 where logp = ref, unbiased when the tokens are
+    drawn from π_θ. d/d logp = 1 − exp(ref − logp) (pulls logp toward ref_logp from either side)."""
+    d = ref_logp - logp
+    return jnp.exp(d) - d - 1.0
+
+
+def group_pg_loss(logp: jnp.ndarray, ref_logp: jnp.ndarray, advantages: jnp.ndarray, mask: jnp.ndarray, *,
+                  beta: float) -> tuple[jnp.ndarray, dict]:
+    """REINFORCE with per-sample advantages plus β·KL to the reference, token-mean over the batch's masked tokens:
+    loss = Σ_{b,t} mask·(−A_b·logp_{b,t} + β·k3_{b,t}) / Σ mask. `advantages` `[b]` are constants (no gradient);
+    `ref_logp` is treated as a constant. Returns (loss, {"pg": the −A·logp term, "kl": the mean k3 estimate})."""
+    mask = mask.astype(jnp.float32)
+    n = jnp.maximum(mask.sum(), 1.0)
+    adv = jax.lax.stop_gradient(jnp.asarray(advantages, jnp.float32))[:, None]
+    pg = -(adv * logp * mask).sum() / n
+    kl = (kl_k3(logp, jax.lax.stop_gradient(ref_logp)) * mask).sum() / n
+    return pg + beta * kl, {"pg": pg, "kl": kl}

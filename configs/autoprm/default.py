@@ -12,6 +12,7 @@ Presets (2 CPU cores shared with other work; runtimes in projects/autoprm/README
   quick  ≈ 3 min of CPU: d=64, 2 layers, 200 SFT steps, one EI round of 4 methods on 48 problems, 1 seed. Far too
          small to learn the domain: it runs the whole pipeline; the claims report what it measured (they fail).
   paper  the calibrated scale (README): d=128, 2 layers, 3 seeds as a vmap axis in SFT, 3 EI rounds per method.
+         AutoPRM-PG, our group-baseline policy-gradient addition, runs when `autoprm_pg` is added to ei.methods.
 """
 
 import ml_collections
@@ -71,6 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.verifier.learning_rate = 1e-3
 
     c.ei = ml_collections.ConfigDict()
+    # also accepted: "autoprm_pg" (our addition, not the paper's; README); the recorded paper run has the seven below
     c.ei.methods = ("autoprm", "autoprm_nocgd", "autoprm_oraclev", "orm_rl", "prm_rl", "hack_cgd", "hack_nocgd")
     c.ei.rounds = 3
     c.ei.n_problems = 800  # problems per round
@@ -81,6 +83,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.ei.batch_size = 32
     c.ei.replay_batch = 8  # rows per step from each SFT pool
     c.ei.learning_rate = 2e-4
+    # AutoPRM-PG (group-baseline policy gradient, spec §5.4 item 5, our addition): KL weight β to the SFT model
+    # (k3 estimator on the sampled tokens) and the advantage: "mean" (r − mean_k r, the spec's) or "mean_std" (GRPO)
+    c.ei.pg_kl = 0.05
+    c.ei.pg_adv_norm = "mean"
 
     c.eval = ml_collections.ConfigDict()
     c.eval.eps_sweep = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

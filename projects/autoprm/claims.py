@@ -1,4 +1,5 @@
-"""autoprm's claims (spec §5.7: the domain calibration and A1–A7), computed from per-problem evaluation results.
+"""autoprm's claims (spec §5.7: the domain calibration and A1–A7; and "PG", our group-baseline policy-gradient
+addition against expert iteration, only where a run has it), computed from per-problem evaluation results.
 
 Every accuracy is a mean over seeds (± the seeds' standard deviation); a paired comparison of two methods pools the
 seeds per test problem (mean correctness over seeds) and resamples problems (`lib/stats.paired_bootstrap`). A claim
@@ -15,7 +16,7 @@ from lib import stats
 
 CALIBRATION_BAND = (0.35, 0.60)  # spec §5.7: SFT-CoT test accuracy, neither saturated nor hopeless
 METHODS = ("sft_cot", "sft_decomp", "autoprm", "autoprm_nocgd", "autoprm_oraclev", "orm_rl", "prm_rl", "distill",
-           "hack_cgd", "hack_nocgd")
+           "hack_cgd", "hack_nocgd", "autoprm_pg")
 
 
 def _runs(evals: dict, key: str) -> list[dict] | None:
@@ -82,7 +83,8 @@ def summarise(evals: dict, histories: dict) -> dict:
         for r in range(rounds):
             vals = [h[r] for h in by_seed.values() if r < len(h)]
             m[f"ei/{method}/val_round{r}"] = float(np.mean([v["val"] for v in vals]))
-            for k in ("tampering_gap", "tokens_sampled", "kept_frac", "sample_true_frac"):
+            for k in ("tampering_gap", "tokens_sampled", "kept_frac", "sample_true_frac", "cand_true_frac",
+                      "reward_mean", "adv_true_minus_false", "pg_kl_last"):  # the last four: AutoPRM-PG's
                 if k in vals[0]:
                     m[f"ei/{method}/{k}_round{r}"] = float(np.nanmean([float(v[k]) for v in vals]))
     return m
@@ -212,11 +214,42 @@ def compute(config, evals: dict, histories: dict) -> tuple[dict, list[dict]]:
                         "(reported, not gated)", paper="unified model beats two separate ones [S]",
                         ours=why or f"unified {_pct(uni)} vs two models {_pct(sep)}",
                         holds=None if why else uni[0] >= sep[0]))
+    if "autoprm_pg" in histories or any("autoprm_pg/test" in ev for ev in evals.values()):
+        claims.append(_pg_claim(evals, histories, m, n_seeds))  # our addition: an entry only where it was run
     if not lo <= cot[0] <= hi:  # an uncalibrated domain cannot support a comparison: nothing may pass
         claims = [claims[0]] + [c if c["holds"] is not True else claim(
             c["id"], c["claim"], paper=c["paper"], ours=c["ours"] + " (not counted: SFT-CoT is outside the "
             "calibration band, so the comparison is not meaningful at this preset)", holds=None) for c in claims[1:]]
     return m, claims
+
+
+def _val_rounds(histories: dict, method: str) -> str | None:
+    hist = histories.get(method)
+    if not hist:
+        return None
+    rounds = min(len(h) for h in hist.values())
+    val = np.mean([[h[r]["val"] for r in range(rounds)] for h in hist.values()], axis=0)
+    return " → ".join(f"{100 * v:.1f}" for v in val) + " %"
+
+
+def _pg_claim(evals: dict, histories: dict, m: dict, n_seeds: int) -> dict:
+    """AutoPRM-PG against AutoPRM's expert iteration (spec §5.4 item 5): our addition, reported, not gated."""
+    text = ("AutoPRM-PG (group-baseline policy gradient with a KL penalty to the SFT model; GRPO-style, our addition, "
+            "not the paper's) reaches at least AutoPRM's expert-iteration test accuracy under the same rollouts and "
+            "verifier rewards (reported, not gated)")
+    paper = "none: the paper's RL is expert iteration [S]; the PG variant is spec §5.4 item 5 (ours)"
+    pg, auto = accuracy(evals, "autoprm_pg/test"), accuracy(evals, "autoprm/test")
+    why = _need(pg, auto)
+    if why:
+        return claim("PG", text, paper=paper, ours=why, holds=None)
+    diff, p = _paired(evals, "autoprm_pg/test", "autoprm/test")
+    m["claims/PG_diff"], m["claims/PG_p"] = diff, p
+    ours = (f"AutoPRM-PG {_pct(pg)} vs AutoPRM (EI) {_pct(auto)}: {100 * diff:+.1f} pp, paired bootstrap p = "
+            f"{p:.3f} ({n_seeds} seed(s))")
+    vp, ve = _val_rounds(histories, "autoprm_pg"), _val_rounds(histories, "autoprm")
+    if vp and ve:
+        ours += f"; validation accuracy by round: PG {vp}, EI {ve}"
+    return claim("PG", text, paper=paper, ours=ours, holds=diff >= 0)
 
 
 def _gain(evals, split: str, lo: int, hi: int) -> float | None:

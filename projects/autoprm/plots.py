@@ -11,7 +11,8 @@ from harness import plotting
 from projects.autoprm import claims as claims_lib
 
 LABELS = {"autoprm": "AutoPRM", "autoprm_nocgd": "AutoPRM − CGD", "autoprm_oraclev": "AutoPRM-oracleV",
-          "orm_rl": "ORM-RL", "prm_rl": "PRM-RL", "hack_cgd": "hackable V, CGD", "hack_nocgd": "hackable V, no CGD"}
+          "orm_rl": "ORM-RL", "prm_rl": "PRM-RL", "hack_cgd": "hackable V, CGD", "hack_nocgd": "hackable V, no CGD",
+          "autoprm_pg": "AutoPRM-PG (GRPO-style; our addition, not the paper's)"}
 
 
 def rounds(workdir: str, histories: dict) -> str | None:

@@ -14,7 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ROWS = (("SFT-CoT", "sft_cot"), ("SFT-Decomp (ε*)", "sft_decomp"), ("AutoPRM", "autoprm"),
         ("AutoPRM − CGD", "autoprm_nocgd"), ("AutoPRM-oracleV", "autoprm_oraclev"), ("ORM-RL", "orm_rl"),
         ("PRM-RL (oracle first error)", "prm_rl"), ("Distilling-LM (two models)", "distill"),
-        ("AutoPRM + reranked search (abstain = wrong)", "rerank"))
+        ("AutoPRM + reranked search (abstain = wrong)", "rerank"),
+        ("AutoPRM-PG (GRPO-style; our addition, not the paper's)", "autoprm_pg"))
 
 
 def _cell(m: dict, key: str) -> str:

@@ -16,6 +16,10 @@ The pipeline (spec §5.3–5.5; every stage is cached in the workdir, so a kille
    verifier, CGD), AutoPRM − CGD, AutoPRM-oracleV, and the A4 stress test with a hackable verifier (with and
    without CGD). Baselines at the same samples per problem: **ORM-RL** (k CoT traces, keep those with the right
    final answer) and **PRM-RL** (k CoT traces, train on the equations before the oracle's first error).
+   **AutoPRM-PG** (our addition, not the paper's; spec §5.4 item 5): AutoPRM's rollouts (the same sampling key, so
+   round 1's samples are AutoPRM's), but every one of the k candidates of every step is trained on by REINFORCE with
+   the group-mean baseline over its k verifier rewards, plus β·KL (k3 estimator) to the frozen SFT model
+   (`lib/expert_iteration.group_advantages`, `lib/losses.group_pg_loss`), with the same replay batch.
 4. **Distilling-LM**: two models (QD, QA), each with half the layers, trained separately for the SFT steps.
 5. Evaluation on test and the OOD-length split; the ε sweep; verifier-reranked search with abstention.
 """
@@ -49,12 +53,14 @@ from lib.metrics import (
 from projects.autoprm import claims as claims_lib
 
 STOPS = (ad.PRE, ad.ANS, ad.EOS)  # a sub-solution ends at the next step's `<PRE>`, the final `<ANS>`, or `<EOS>`
-DECOMP_METHODS = ("autoprm", "autoprm_nocgd", "autoprm_oraclev", "hack_cgd", "hack_nocgd")
+DECOMP_METHODS = ("autoprm", "autoprm_nocgd", "autoprm_oraclev", "hack_cgd", "hack_nocgd", "autoprm_pg")
 COT_METHODS = ("orm_rl", "prm_rl")
-METHOD_SPEC = {  # name -> (verifier, cgd)
+PG_METHODS = ("autoprm_pg",)  # group-baseline policy gradient instead of EI's supervised step: our addition
+METHOD_SPEC = {  # name -> (verifier, cgd); a method's EI key folds in its index here: append new methods at the end
     "autoprm": ("learned", True), "autoprm_nocgd": ("learned", False), "autoprm_oraclev": ("oracle", True),
-    "hack_cgd": ("hackable", True), "hack_nocgd": ("hackable", False),
+    "hack_cgd": ("hackable", True), "hack_nocgd": ("hackable", False), "autoprm_pg": ("learned", True),
 }
+ROLLOUT_KEY_OF = {"autoprm_pg": "autoprm"}  # sample with AutoPRM's key: round 1's rollouts are AutoPRM's own
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -112,8 +118,14 @@ def validate(config) -> None:
     validation.require_int(config, "ei.batch_size", min_value=1)
     validation.require_int(config, "ei.replay_batch", min_value=0)
     validation.require_float(config, "ei.learning_rate", min_value=0.0, strict=True)
-    validation.require_sequence(config, "ei.methods", item_ok=lambda v: v in DECOMP_METHODS + COT_METHODS,
-                                item_desc=f"names from {list(DECOMP_METHODS + COT_METHODS)}", min_len=0)
+    methods = validation.require_sequence(config, "ei.methods", item_ok=lambda v: v in DECOMP_METHODS + COT_METHODS,
+                                          item_desc=f"names from {list(DECOMP_METHODS + COT_METHODS)}", min_len=0)
+    validation.require_float(config, "ei.pg_kl", min_value=0.0)
+    validation.require_choice(config, "ei.pg_adv_norm", ei_lib.ADV_NORMS)
+    if any(m in PG_METHODS for m in methods):
+        validation.require(config.ei.k >= 2, "ei.k", config.ei.k,
+                           f">= 2 when ei.methods has {[m for m in methods if m in PG_METHODS]} (a group baseline "
+                           "needs two samples per sub-question)")
     validation.require_sequence(config, "eval.eps_sweep", item_ok=lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
                                 item_desc="numbers in [0, 1]", min_len=0)
     validation.require_int(config, "eval.batch_rows", min_value=1)
@@ -163,15 +175,19 @@ def length_plan(pool: dict, count: int, n_buckets: int) -> tuple:
                   count // n) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _ei_pool(rows) -> dict:
+def _ei_pool(rows, adv=None) -> dict:
     """An expert-iteration pool in shape buckets (rows to a multiple of 256, length of 32; `n` real rows, the only
-    ones sampled), so the fine-tuning step compiles for few shapes across rounds."""
+    ones sampled), so the fine-tuning step compiles for few shapes across rounds. `adv` (one float per row): the
+    policy-gradient advantages of AutoPRM-PG's rows."""
     L = stats.round_up(max(len(t) for t, _ in rows), 32)
     R = stats.round_up(len(rows), 256)
     ids, mask = ad.pad([ad.encode(t) for t, _ in rows], L), ad.pad([m for _, m in rows], L, value=0)
-    return {"ids": np.concatenate([ids, np.zeros((R - len(rows), L), np.int32)]),
+    pool = {"ids": np.concatenate([ids, np.zeros((R - len(rows), L), np.int32)]),
             "loss_mask": np.concatenate([mask, np.zeros((R - len(rows), L), np.int32)]),
             "n": np.int32(len(rows))}
+    if adv is not None:
+        pool["adv"] = np.concatenate([np.asarray(adv, np.float32), np.zeros(R - len(rows), np.float32)])
+    return pool
 
 
 def build_pools(config, train) -> dict:
@@ -234,28 +250,45 @@ def _plan_loss(p, pool, plan, key, *, mc):
     return nll / jnp.maximum(count, 1.0)
 
 
-def make_step(mc, tx, batch: dict):
+def pg_loss(params, ref_params, ids, loss_mask, adv, *, mc, beta: float):
+    """Group-baseline policy gradient on sampled rows (AutoPRM-PG, our addition): ids/loss_mask `[b, L]` (the mask
+    marks the sampled sub-solution tokens), adv `[b]`; `lib/losses.group_pg_loss` with the k3 KL to `ref_params`
+    (the frozen SFT model) on the same tokens. Returns (loss, {"pg", "kl"})."""
+    inputs, labels, lm = losses.shift_for_next_token(ids, loss_mask)
+    logp = losses.token_logprobs(transformer.forward(params, inputs, config=mc)["logits"], labels)
+    ref = losses.token_logprobs(transformer.forward(ref_params, inputs, config=mc)["logits"], labels)
+    return losses.group_pg_loss(logp, jax.lax.stop_gradient(ref), adv, lm, beta=beta)
+
+
+def make_step(mc, tx, batch: dict, *, pg_beta: float = 0.0):
     """`step(params, opt, key, pools) -> (params, opt, metrics)` for one seed: the sum over pools of the masked NLL
     of `batch[name]` rows drawn with replacement from `pools[name]`; `batch[name]` is a row count (uniform over the
-    pool's rows, or its first `n` where the pool says) or a `length_plan`."""
+    pool's rows, or its first `n` where the pool says) or a `length_plan`. A pool with per-row advantages `adv`
+    contributes `pg_loss` instead (β = `pg_beta`, the reference params in `pools["ref"]`)."""
     names = sorted(n for n, b in batch.items() if b)
 
     def step(params, opt, key, pools):
         def loss_fn(p):
-            parts = {}
+            parts, extra = {}, {}
             for i, name in enumerate(names):
                 if isinstance(batch[name], tuple):
                     parts[name] = _plan_loss(p, pools[name], batch[name], jax.random.fold_in(key, i), mc=mc)
                     continue
                 n = pools[name]["n"] if "n" in pools[name] else pools[name]["ids"].shape[0]
                 idx = jax.random.randint(jax.random.fold_in(key, i), (batch[name],), 0, n)
+                if "adv" in pools[name]:
+                    parts[name], aux = pg_loss(p, pools["ref"], pools[name]["ids"][idx],
+                                               pools[name]["loss_mask"][idx], pools[name]["adv"][idx], mc=mc,
+                                               beta=pg_beta)
+                    extra.update({f"{k}_{name}": v for k, v in aux.items()})
+                    continue
                 parts[name] = lm_loss(p, pools[name]["ids"][idx], pools[name]["loss_mask"][idx], mc=mc)
-            return sum(parts.values()), parts
+            return sum(parts.values()), (parts, extra)
 
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (loss, (parts, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt = tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt, {"train_loss": loss, "grad_norm": optax.global_norm(grads),
-                                                            **{f"loss_{k}": v for k, v in parts.items()}}
+                                                            **{f"loss_{k}": v for k, v in parts.items()}, **extra}
 
     return step
 
@@ -311,32 +344,37 @@ def train_sft(config, workdir: str, pools: dict, mc, *, name: str, batch: dict, 
 
 
 def finetune(params, pool: dict, *, mc, config, key, replay: dict | None, steps: int,
-             replay_plans: dict | None = None):
+             replay_plans: dict | None = None, ref=None):
     """Expert-iteration fine-tuning of one model: `steps` AdamW steps (constant lr `ei.learning_rate`) on batches of
     the accepted samples plus a replay batch from each SFT pool (so QD and the other tasks are not forgotten), drawn
-    by `replay_plans[name]` (a `length_plan`) where given, else uniformly."""
+    by `replay_plans[name]` (a `length_plan`) where given, else uniformly. A pool with advantages (`adv`, AutoPRM-PG)
+    is trained by `pg_loss` (β = `ei.pg_kl`, KL to `ref`) instead of NLL. Returns (params, the last step's metrics
+    as floats)."""
     tx = optax.adamw(config.ei.learning_rate, weight_decay=config.train.weight_decay)
     batch = {"ei": config.ei.batch_size}
     pools = {"ei": pool}
+    if "adv" in pool:
+        pools["ref"] = ref
     if replay is not None and config.ei.replay_batch:
         for name, p in replay.items():
             batch[f"replay_{name}"] = (replay_plans or {}).get(name, config.ei.replay_batch)
             pools[f"replay_{name}"] = p
-    chunk = _finetune_chunk(mc, tx, tuple(sorted(batch.items())), steps, config.ei.learning_rate)
+    beta = float(config.ei.pg_kl) if "adv" in pool else 0.0
+    chunk = _finetune_chunk(mc, tx, tuple(sorted(batch.items())), steps, config.ei.learning_rate, beta)
     params = jax.tree.map(jnp.copy, params)  # the chunk donates its input; the caller may keep the old params
     params, _, metrics = chunk(params, tx.init(params), key, 0, jax.tree.map(jnp.asarray, pools))
     check_finite(steps, metrics)
-    return params
+    return params, {k: float(v) for k, v in metrics.items()}
 
 
 _CHUNKS: dict = {}
 
 
-def _finetune_chunk(mc, tx, batch_items, steps, lr):
-    """One jitted chunk per (model, batches, steps, lr); pools of a new bucketed shape retrace it (few shapes)."""
-    key = (mc, batch_items, steps, lr)
+def _finetune_chunk(mc, tx, batch_items, steps, lr, pg_beta: float = 0.0):
+    """One jitted chunk per (model, batches, steps, lr, β); pools of a new bucketed shape retrace it (few shapes)."""
+    key = (mc, batch_items, steps, lr, pg_beta)
     if key not in _CHUNKS:
-        _CHUNKS[key] = make_chunk(make_step(mc, tx, dict(batch_items)), steps, vmapped=False)
+        _CHUNKS[key] = make_chunk(make_step(mc, tx, dict(batch_items), pg_beta=pg_beta), steps, vmapped=False)
     return _CHUNKS[key]
 
 
@@ -486,11 +524,13 @@ def solve_chains(params, mc, problems, questions, *, config, cgd: bool, k: int =
     else candidate 0.
 
     Returns {"sols": chosen sub-solutions per problem, "reward", "accepted", "true" (oracle, per step),
-    "answer" (the last sub-answer), "n_tokens", "samples" (if collect: every candidate with its oracle label)}."""
+    "answer" (the last sub-answer), "n_tokens", "samples" (if collect: every candidate with its oracle label, in
+    groups of k consecutive entries per (problem, step)), "sample_reward" and "sample_ids" (if collect: each
+    candidate's reward, NaN without `reward`, and its sampled token ids, stop token included)}."""
     n = len(problems)
     sols = [[] for _ in range(n)]
     rew, acc, true = ([[] for _ in range(n)] for _ in range(3))
-    samples, n_tokens = [], 0
+    samples, sample_reward, sample_ids, n_tokens = [], [], [], 0
     max_new = sub_max_new(config)
     key = jax.random.key(0) if key is None else key
     for t in range(max(len(q) for q in questions)):
@@ -517,9 +557,11 @@ def solve_chains(params, mc, problems, questions, *, config, cgd: bool, k: int =
         if collect:
             samples += [(i, t, list(sols[i][:t]), c, bool(o)) for j, i in enumerate(active)
                         for c, o in zip(cands[j], oracle[j], strict=True)]
+            sample_reward += (r.reshape(-1) if reward is not None else np.full(len(active) * k, np.nan)).tolist()
+            sample_ids += [list(c) for row in g["tokens"] for c in row]
     answer = [checks.parse_solution(s[-1])[1] if s else None for s in sols]
     return {"sols": sols, "reward": rew, "accepted": acc, "true": true, "answer": answer, "n_tokens": n_tokens,
-            "samples": samples}
+            "samples": samples, "sample_reward": sample_reward, "sample_ids": sample_ids}
 
 
 def make_reward(kind: str, problems, questions, *, cgd: bool, vparams=None, vc=None, batch_rows: int = 256,
@@ -649,6 +691,40 @@ def collect_decomp(params, mc, problems, *, config, method, vparams, vc, key) ->
     return (_ei_pool(rows) if rows else None), stats_
 
 
+def collect_pg(params, mc, problems, *, config, method, vparams, vc, key) -> tuple[dict, dict]:
+    """One round of AutoPRM-PG (our addition): AutoPRM's rollouts (QD at ε*, k candidates per sub-question scored
+    by the verifier, the chain continued from the best), then every candidate of every step becomes a row whose
+    loss covers its sampled tokens (stop token included), weighted by its group advantage over the k candidates
+    (`ei.pg_adv_norm`). → (PG pool with `adv`, stats; EI's rollout stats plus the PG ones)."""
+    kind, cgd = METHOD_SPEC[method]
+    k = config.ei.k
+    questions = decompose(params, mc, problems, config.eps_star, config=config)
+    reward = make_reward(kind, problems, questions, cgd=cgd, vparams=vparams, vc=vc, batch_rows=config.eval.batch_rows,
+                         bucket=config.eval.prompt_bucket)
+    out = solve_chains(params, mc, problems, questions, config=config, cgd=cgd, k=k,
+                       temperature=config.ei.temperature, key=key, reward=reward, threshold=config.ei.threshold,
+                       collect=True)
+    rewards = np.asarray(out["sample_reward"], float).reshape(-1, k)
+    adv = ei_lib.group_advantages(rewards, norm=config.ei.pg_adv_norm).reshape(-1)
+    rows = []
+    for (i, t, prefix, _, _), ids in zip(out["samples"], out["sample_ids"], strict=True):
+        ctx = ad.qa_chain(problems[i], questions[i], prefix, t, cgd=cgd)
+        rows.append((ctx + [ad.VOCAB[x] for x in ids], [0] * len(ctx) + [1] * len(ids)))
+    true = np.array([o for *_, o in out["samples"]], bool)
+    chosen_pred = [r >= config.ei.threshold for rs in out["reward"] for r in rs]
+    chosen_true = [x for ts in out["true"] for x in ts]
+    n_steps = sum(len(a) for a in out["accepted"])
+    stats_ = {"tokens_sampled": out["n_tokens"], "pg_rows": len(rows),
+              "kept_frac": float(sum(ei_lib.accepted_prefix(a).sum() for a in out["accepted"]) / max(n_steps, 1)),
+              "tampering_gap": ei_lib.tampering_gap(chosen_pred, chosen_true),
+              "sample_true_frac": float(np.mean(chosen_true)), "cand_true_frac": float(true.mean()),
+              "reward_mean": float(rewards.mean()), "adv_abs_mean": float(np.abs(adv).mean()),
+              # how well the advantages point the right way: mean advantage of right minus wrong candidates
+              "adv_true_minus_false": float(adv[true].mean() - adv[~true].mean()) if 0 < true.sum() < true.size
+              else float("nan")}
+    return _ei_pool(rows, adv), stats_
+
+
 def collect_cot(params, mc, problems, *, config, method, key) -> tuple[dict, dict]:
     """One EI round's CoT samples for ORM-RL / PRM-RL → (EI pool, stats)."""
     prompts = [ad.cot_prompt(p) for p in problems]
@@ -676,7 +752,8 @@ def val_accuracy(params, mc, problems, *, config, method) -> float:
 
 
 def run_ei(params, mc, splits, pools, *, config, method, seed, vparams, vc) -> tuple[dict, list]:
-    key = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 1000 + list(METHOD_SPEC).index(method)
+    spec_name = ROLLOUT_KEY_OF.get(method, method)
+    key = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 1000 + list(METHOD_SPEC).index(spec_name)
                              if method in METHOD_SPEC else 2000 + COT_METHODS.index(method))
     replay = jax.tree.map(jnp.asarray, pools)
     replay_plans = {name: length_plan(p, config.ei.replay_batch, config.train.length_buckets)
@@ -686,14 +763,20 @@ def run_ei(params, mc, splits, pools, *, config, method, seed, vparams, vc) -> t
         probs = ei_problems(config, splits["train"], r, seed)
         if method in COT_METHODS:
             return collect_cot(p, mc, probs, config=config, method=method, key=jax.random.fold_in(key, r))
+        if method in PG_METHODS:
+            return collect_pg(p, mc, probs, config=config, method=method, vparams=vparams, vc=vc,
+                              key=jax.random.fold_in(key, r))
         return collect_decomp(p, mc, probs, config=config, method=method, vparams=vparams, vc=vc,
                               key=jax.random.fold_in(key, r))
 
     def tune(p, pool, r):
         if pool is None:
             return p
-        return finetune(p, pool, mc=mc, config=config, key=jax.random.fold_in(key, 10_000 + r), replay=replay,
-                        steps=config.ei.steps, replay_plans=replay_plans)
+        tuned, metrics = finetune(p, pool, mc=mc, config=config, key=jax.random.fold_in(key, 10_000 + r),
+                                  replay=replay, steps=config.ei.steps, replay_plans=replay_plans, ref=params)
+        if method not in PG_METHODS:
+            return tuned  # EI's history rows stay as they were
+        return tuned, {"pg_kl_last": metrics["kl_ei"], "pg_term_last": metrics["pg_ei"]}
 
     evaluate = functools.partial(val_accuracy, mc=mc, problems=splits["val"], config=config, method=method)
     return ei_lib.expert_iteration(params, rounds=config.ei.rounds, collect=collect, finetune=tune, evaluate=evaluate)

@@ -1,9 +1,11 @@
-"""lib/expert_iteration: candidate choice, accepted prefixes, reranking with abstention, AUROC, the EI loop; and the
+"""lib/expert_iteration: candidate choice, accepted prefixes, reranking with abstention, AUROC, group advantages, the
+EI loop; and the
 paired bootstrap of lib/stats and the multi-stop generation of lib/decoding that autoprm relies on."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lib import decoding, stats, transformer
 from lib import expert_iteration as ei
@@ -29,12 +31,28 @@ def test_auroc_and_tampering_gap():
     assert ei.tampering_gap([1, 1, 0, 1], [1, 0, 0, 0]) == 0.5
 
 
+def test_group_advantages_by_hand():
+    """r − mean over each row's k samples, or divided by the row's std (ddof 0); equal rewards give zeros."""
+    r = [[1.0, 0.0, 0.0, 1.0], [0.2, 0.2, 0.2, 0.2], [0.9, 0.1, 0.5, 0.3]]
+    want = [[0.5, -0.5, -0.5, 0.5], [0.0] * 4, [0.45, -0.35, 0.05, -0.15]]
+    np.testing.assert_allclose(ei.group_advantages(r), want, atol=1e-12)
+    std3 = np.sqrt((0.45 ** 2 + 0.35 ** 2 + 0.05 ** 2 + 0.15 ** 2) / 4)
+    np.testing.assert_allclose(ei.group_advantages(r, norm="mean_std", eps=0.0 + 1e-12)[[0, 2]],
+                               [[1.0, -1.0, -1.0, 1.0], np.array(want[2]) / std3], rtol=1e-9)
+    assert not ei.group_advantages(r, norm="mean_std")[1].any()
+    with pytest.raises(ValueError, match="norm='std' is invalid"):
+        ei.group_advantages(r, norm="std")
+
+
 def test_expert_iteration_keeps_best_validation_round():
     """The loop returns the params of the best validation round (round 0 included) and one history row per round."""
     vals = {0: 0.3, 1: 0.5, 2: 0.4}
     best, hist = ei.expert_iteration(0, rounds=2, collect=lambda p, r: (r, {"n": r}), finetune=lambda p, d, r: p + 1,
                                      evaluate=lambda p: vals[p])
     assert best == 1 and [h["val"] for h in hist] == [0.3, 0.5, 0.4] and hist[2]["n"] == 2
+    _, hist = ei.expert_iteration(0, rounds=1, collect=lambda p, r: (r, {"n": r}),
+                                  finetune=lambda p, d, r: (p + 1, {"kl": 0.1}), evaluate=lambda p: vals[p])
+    assert hist[1] == {"round": 1, "val": 0.5, "n": 1, "kl": 0.1}  # finetune's stats join collect's
 
 
 def test_paired_bootstrap():

@@ -107,6 +107,8 @@ def test_sigkill_then_rerun_resumes_to_identical_results(tmp_path):
     ("train.learning_rate", 0.0, "config.train.learning_rate=0.0 is invalid: expected a finite number > 0.0"),
     ("ei.methods", ("autoprm", "ppo"), "config.ei.methods=('autoprm', 'ppo') is invalid"),
     ("eps_star", 1.5, "config.eps_star=1.5 is invalid"),
+    ("ei.pg_kl", -0.1, "config.ei.pg_kl=-0.1 is invalid: expected a finite number >= 0.0"),
+    ("ei.pg_adv_norm", "std", "config.ei.pg_adv_norm='std' is invalid: expected one of ['mean', 'mean_std']"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted, before anything runs."""
@@ -120,6 +122,59 @@ def test_presets_validate():
     for preset in ("smoke", "quick", "paper"):
         run.validate(default.get_config(preset))
     assert claims.CALIBRATION_BAND == (0.35, 0.60)
+
+
+def test_pg_method_validates_and_keeps_the_other_methods_keys():
+    """autoprm_pg is an accepted method (in no preset's default list; last in METHOD_SPEC, after the methods whose
+    keys fold in their index there, which must not move); it needs k >= 2 samples for its group baseline."""
+    paper = default.get_config("paper")
+    assert "autoprm_pg" not in paper.ei.methods and paper.ei.pg_kl == 0.05 and paper.ei.pg_adv_norm == "mean"
+    assert list(run.METHOD_SPEC)[:5] == ["autoprm", "autoprm_nocgd", "autoprm_oraclev", "hack_cgd", "hack_nocgd"]
+    assert run.ROLLOUT_KEY_OF["autoprm_pg"] == "autoprm"
+    config = default.get_config("smoke")
+    config.ei.methods = ("autoprm", "autoprm_pg")
+    run.validate(config)
+    config.ei.k = 1
+    with pytest.raises(validation.ConfigError, match=re.escape("config.ei.k=1 is invalid: expected >= 2 when "
+                                                               "ei.methods has ['autoprm_pg']")):
+        run.validate(config)
+
+
+@pytest.mark.slow  # ≈ 5 s on 2 busy cores, nearly all compilation (lib/losses' PG test covers the loss by default)
+def test_pg_step_raises_positive_and_lowers_negative_advantage_sample():
+    """One fine-tuning step of AutoPRM-PG (`make_step` on a pool with advantages, KL to the unchanged start) on a
+    toy batch of two sampled continuations of one prompt: the log-probability of the one with advantage +1 rises
+    and that of the one with advantage −1 falls; the reported KL is 0 at the reference itself."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from lib import arith_domain as ad
+    from lib import losses, transformer
+
+    mc = transformer.TransformerConfig(vocab_size=len(ad.VOCAB), d_model=16, n_layers=1, n_heads=2, max_len=32,
+                                       positions="rotary")
+    prompt = ["<BOS>", "<QA>", "ann", "has", "5", "<PRE>", "how", "many", "<MID>"]
+    rows = [(prompt + ["8", "<ANS>"], [0] * len(prompt) + [1] * 2),  # no token shared: the two moves cannot cancel
+            (prompt + ["2", "<PRE>"], [0] * len(prompt) + [1] * 2)]
+    pool = jax.tree.map(jnp.asarray, run._ei_pool(rows, adv=[1.0, -1.0]))
+    tx = optax.sgd(0.1)
+    step = run.make_step(mc, tx, {"ei": 16}, pg_beta=0.05)
+
+    def seq_logp(p):
+        inputs, labels, lm = losses.shift_for_next_token(pool["ids"][:2], pool["loss_mask"][:2])
+        return losses.sequence_logprobs(transformer.forward(p, inputs, config=mc)["logits"], labels, lm)
+
+    @jax.jit  # one compilation for the whole check (init, both evaluations, the step)
+    def check(key):
+        params = transformer.init_params(mc, key)
+        new, _, metrics = step(params, tx.init(params), jax.random.fold_in(key, 1), {"ei": pool, "ref": params})
+        return seq_logp(params), seq_logp(new), metrics
+
+    before, after, metrics = jax.tree.map(np.asarray, check(jax.random.key(0)))
+    assert after[0] > before[0] and after[1] < before[1], (before, after)
+    assert abs(float(metrics["kl_ei"])) < 1e-6 and np.isfinite(float(metrics["pg_ei"]))
 
 
 def test_cli_bad_value_exits_2_before_writing(tmp_path):
@@ -198,3 +253,23 @@ def test_rerank_one_beam_matches_the_greedy_reference_and_two_beams_run():
     assert two["correct"].shape == two["abstain"].shape == (len(problems),)
     assert len(two["sols"]) == len(problems)
     assert all(len(a) == len(b) for a, b in zip(two["sols"], one["sols"], strict=True))
+
+
+@pytest.mark.slow  # ~1 min on 2 cores: a whole smoke run with AutoPRM-PG beside AutoPRM
+def test_smoke_with_pg_shares_autoprm_rollouts_and_reports_pg_claim(tmp_path):
+    """The smoke preset with AutoPRM and AutoPRM-PG: PG's round-1 rollouts are AutoPRM's (the same key, the same
+    SFT model: equal tokens sampled, kept fraction and tampering gap), its round records the PG statistics, and the
+    claims gain a "PG" entry (reported, never passing here: smoke is outside the calibration band)."""
+    config = default.get_config("smoke")
+    config.ei.methods = ("autoprm", "autoprm_pg")
+    res = run.train_and_evaluate(config, str(tmp_path))
+    hist = {m: json.load(open(tmp_path / "stages" / f"ei_{m}_s0.json"))["history"] for m in config.ei.methods}
+    for k in ("tokens_sampled", "kept_frac", "tampering_gap", "sample_true_frac"):
+        assert hist["autoprm_pg"][1][k] == pytest.approx(hist["autoprm"][1][k], nan_ok=True), k
+    for k in ("pg_rows", "reward_mean", "adv_abs_mean", "pg_kl_last", "pg_term_last"):
+        assert k in hist["autoprm_pg"][1], k
+    assert "pg_kl_last" not in hist["autoprm"][1]
+    by_id = {c["id"]: c for c in res["claims"]}
+    assert [c["id"] for c in res["claims"]] == CLAIM_IDS + ["PG"]
+    assert by_id["PG"]["holds"] in (None, False) and "our addition" in by_id["PG"]["claim"]
+    assert "autoprm_pg/test/accuracy" in res["metrics"] and "ei/autoprm_pg/pg_kl_last_round1" in res["metrics"]

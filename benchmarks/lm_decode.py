@@ -268,8 +268,10 @@ def real_main(args) -> None:
               if ours < theirs]
     lines += ["Where we are slower: " + ("; ".join(slower) if slower else "nowhere in this run") + ". The "
               "fine-tuning step is matrix products over 1024 rows (about 0.8 TFLOP with the 49 152-word head), where "
-              "XLA's CPU dots and PyTorch's oneDNN/MKL kernels are close; decoding gains from one compiled loop and "
-              "the transposed kernel layout for few rows (`lib/transformer.decode_layout`).", ""]
+              "XLA's CPU dots run slower than PyTorch's oneDNN/MKL kernels here (the back-ends and donation are "
+              "compared in the \"lm fine-tuning step\" section, `benchmarks/lm_finetune_probe.py`); decoding gains "
+              "from one compiled loop and the transposed kernel layout for few rows (`lib/transformer.decode_layout`).",
+              ""]
     write_section("SmolLM2-135M", lines)
 
 

@@ -202,7 +202,9 @@ def test_rerun_resumes_from_checkpoints(smoke):
             assert again["metrics"][k] == pytest.approx(v, rel=1e-5, abs=1e-5), k
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_the_smoke_run(smoke, tmp_path, monkeypatch):
     """colab/nes.ipynb top to bottom on this module's smoke run: the notebook resumes it (the same config) and runs
-    every one of its cells. The notebook's own fresh run is `tests/test_notebooks.py` under `-m slow`."""
+    every one of its cells. Under `-m slow` (52 s here, the longest test of the default run on 2026-12-06, whose
+    nes module is the longest single-worker chain); the notebook's own fresh run is `tests/test_notebooks.py`."""
     execute_notebook("nes", tmp_path, monkeypatch, reuse=smoke[0])

@@ -118,13 +118,50 @@ REAL_PROMPTS = ("What is the capital of France?", "Name three primary colours.",
                 "Who wrote Romeo and Juliet?", "How many legs does a spider have?")
 
 
+def finetune_step(cfg, opt):
+    """Our fine-tuning step, unjitted: (params, opt_state, ids [b, t]) → (params, opt_state, loss); next-token
+    cross-entropy of the full model, then `opt` (the benchmarks jit it, with or without donation)."""
+    import optax
+
+    from lib import losses, transformer
+
+    def loss_fn(p, x):
+        return losses.token_cross_entropy(transformer.forward(p, x, config=cfg)["logits"][:, :-1], x[:, 1:])
+
+    def step(p, s, x):
+        loss, g = jax.value_and_grad(loss_fn)(p, x)
+        updates, s = opt.update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    return step
+
+
+def torch_finetune_step(ref, tokens):
+    """PyTorch eager's step on the same ids: `loss.backward()` + AdamW (lr 1e-5, weight decay 1e-4), in place;
+    returns a callable that runs one step and returns its loss."""
+    import torch
+
+    ref.train()
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=1e-4)
+    x = torch.tensor(tokens)
+
+    def step():
+        loss = ref(x, labels=x).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    return step
+
+
 def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> dict:
     """One thread setting's rows for a packaged pretrained model (run in a fresh process; see the docstring)."""
     import optax
     import torch
     import transformers
 
-    from lib import decoding, losses, models, transformer
+    from lib import decoding, models, transformer
 
     torch.set_num_threads(threads)
     lm = models.load_pretrained(name)
@@ -165,17 +202,7 @@ def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> 
     # one fine-tuning step: batch 8 x ft_len tokens, next-token cross-entropy, AdamW, full float32 model
     tokens = np.random.default_rng(0).integers(3, cfg.vocab_size, (8, ft_len))
     opt = optax.adamw(1e-5)
-
-    def loss_fn(p, x):
-        logits = transformer.forward(p, x, config=cfg)["logits"]
-        return losses.token_cross_entropy(logits[:, :-1], x[:, 1:])
-
-    @jax.jit
-    def step(p, s, x):
-        loss, g = jax.value_and_grad(loss_fn)(p, x)
-        updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
+    step = jax.jit(finetune_step(cfg, opt))
     state = {"p": params, "s": opt.init(params)}
     x = jnp.asarray(tokens, jnp.int32)
 
@@ -183,17 +210,7 @@ def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> 
         state["p"], state["s"], loss = step(state["p"], state["s"], x)
         return jax.block_until_ready(loss)
 
-    ref.train()
-    t_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=1e-4)
-    t_x = torch.tensor(tokens)
-
-    def torch_step():
-        loss = ref(t_x, labels=t_x).loss
-        loss.backward()
-        t_opt.step()
-        t_opt.zero_grad(set_to_none=True)
-        return float(loss.detach())
-
+    torch_step = torch_finetune_step(ref, tokens)
     t = time.perf_counter()
     first_ours = float(our_step())
     out["compile_ft"] = time.perf_counter() - t

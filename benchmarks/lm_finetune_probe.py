@@ -26,6 +26,8 @@ if "--child" in sys.argv:  # fix the core and XLA's flags before JAX starts
     os.environ["OMP_NUM_THREADS"] = "1"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lm_decode import _median_time, finetune_step, torch_finetune_step  # noqa: E402  (the same steps as its table)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VARIANTS = {  # name -> extra XLA flags (after --xla_cpu_multi_thread_eigen=false)
@@ -49,42 +51,22 @@ def child(kind: str, model: str, repeats: int, donation_ab: bool) -> dict:
         torch.set_num_threads(1)
         path = models.resolve_model(model)
         ref = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                                dtype=torch.float32).train()
-        opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=1e-4)
-        x = torch.tensor(tokens)
-
-        def run():
-            loss = ref(x, labels=x).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            return float(loss.detach())
-
+                                                                dtype=torch.float32)
+        run = torch_finetune_step(ref, tokens)
         run()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t)
-        return {"torch": statistics.median(times)}
+        return {"torch": _median_time(run, repeats)}
 
     import jax
     import jax.numpy as jnp
     import optax
 
-    from lib import losses, models, transformer
+    from lib import models
 
     lm = models.load_pretrained(model)
     cfg, params = lm.model.config, lm.model.params
     x = jnp.asarray(tokens, jnp.int32)
     opt = optax.adamw(1e-5)
-
-    def step(p, s, x):
-        loss, g = jax.value_and_grad(
-            lambda p: losses.token_cross_entropy(transformer.forward(p, x, config=cfg)["logits"][:, :-1], x[:, 1:]))(p)
-        updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
+    step = finetune_step(cfg, opt)
     fns = {"donated": jax.jit(step, donate_argnums=(0, 1))}
     if donation_ab:
         fns["undonated"] = jax.jit(step)

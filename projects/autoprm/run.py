@@ -668,60 +668,60 @@ def ei_problems(config, train, r: int, seed: int) -> list:
     return [train[(start + i) % len(train)] for i in range(n)]
 
 
-def collect_decomp(params, mc, problems, *, config, method, vparams, vc, key) -> tuple[dict, dict]:
-    """One EI round's samples for a decomposed method → (EI pool, stats)."""
+def _decomp_rollouts(params, mc, problems, *, config, method, vparams, vc, key, collect: bool = False):
+    """One round's rollouts of a decomposed method: QD at ε*, then k verifier-scored candidates per sub-question,
+    the chain continued from the best (`solve_chains`) → (questions, its output, the rollout stats that EI and
+    AutoPRM-PG both report)."""
     kind, cgd = METHOD_SPEC[method]
     questions = decompose(params, mc, problems, config.eps_star, config=config)
     reward = make_reward(kind, problems, questions, cgd=cgd, vparams=vparams, vc=vc, batch_rows=config.eval.batch_rows,
                          bucket=config.eval.prompt_bucket)
     out = solve_chains(params, mc, problems, questions, config=config, cgd=cgd, k=config.ei.k,
-                       temperature=config.ei.temperature, key=key, reward=reward, threshold=config.ei.threshold)
-    rows, chosen_pred, chosen_true = [], [], []
-    for i, p in enumerate(problems):
-        keep = ei_lib.accepted_prefix(out["accepted"][i])
-        chosen_pred += [r >= config.ei.threshold for r in out["reward"][i]]
-        chosen_true += out["true"][i]
-        if keep.any():
-            rows.append(ad.qa_chain_sequence(p, questions[i], out["sols"][i], keep, cgd=cgd))
+                       temperature=config.ei.temperature, key=key, reward=reward, threshold=config.ei.threshold,
+                       collect=collect)
+    chosen_pred = [r >= config.ei.threshold for rs in out["reward"] for r in rs]
+    chosen_true = [x for ts in out["true"] for x in ts]
     n_steps = sum(len(a) for a in out["accepted"])
-    stats_ = {"tokens_sampled": out["n_tokens"], "steps_kept": int(sum(sum(m) > 0 for _, m in rows)),
+    stats_ = {"tokens_sampled": out["n_tokens"],
               "kept_frac": float(sum(ei_lib.accepted_prefix(a).sum() for a in out["accepted"]) / max(n_steps, 1)),
               "tampering_gap": ei_lib.tampering_gap(chosen_pred, chosen_true),
               "sample_true_frac": float(np.mean(chosen_true))}
+    return questions, out, stats_
+
+
+def collect_decomp(params, mc, problems, *, config, method, vparams, vc, key) -> tuple[dict, dict]:
+    """One EI round's samples for a decomposed method → (EI pool, stats)."""
+    cgd = METHOD_SPEC[method][1]
+    questions, out, stats_ = _decomp_rollouts(params, mc, problems, config=config, method=method, vparams=vparams,
+                                              vc=vc, key=key)
+    rows = []
+    for i, p in enumerate(problems):
+        keep = ei_lib.accepted_prefix(out["accepted"][i])
+        if keep.any():
+            rows.append(ad.qa_chain_sequence(p, questions[i], out["sols"][i], keep, cgd=cgd))
+    stats_["steps_kept"] = int(sum(sum(m) > 0 for _, m in rows))
     return (_ei_pool(rows) if rows else None), stats_
 
 
 def collect_pg(params, mc, problems, *, config, method, vparams, vc, key) -> tuple[dict, dict]:
-    """One round of AutoPRM-PG (our addition): AutoPRM's rollouts (QD at ε*, k candidates per sub-question scored
-    by the verifier, the chain continued from the best), then every candidate of every step becomes a row whose
-    loss covers its sampled tokens (stop token included), weighted by its group advantage over the k candidates
-    (`ei.pg_adv_norm`). → (PG pool with `adv`, stats; EI's rollout stats plus the PG ones)."""
-    kind, cgd = METHOD_SPEC[method]
-    k = config.ei.k
-    questions = decompose(params, mc, problems, config.eps_star, config=config)
-    reward = make_reward(kind, problems, questions, cgd=cgd, vparams=vparams, vc=vc, batch_rows=config.eval.batch_rows,
-                         bucket=config.eval.prompt_bucket)
-    out = solve_chains(params, mc, problems, questions, config=config, cgd=cgd, k=k,
-                       temperature=config.ei.temperature, key=key, reward=reward, threshold=config.ei.threshold,
-                       collect=True)
-    rewards = np.asarray(out["sample_reward"], float).reshape(-1, k)
+    """One round of AutoPRM-PG (our addition): AutoPRM's rollouts (`_decomp_rollouts`), then every candidate of every
+    step becomes a row whose loss covers its sampled tokens (stop token included), weighted by its group advantage
+    over the k candidates (`ei.pg_adv_norm`). → (PG pool with `adv`, stats; EI's rollout stats plus the PG ones)."""
+    cgd = METHOD_SPEC[method][1]
+    questions, out, stats_ = _decomp_rollouts(params, mc, problems, config=config, method=method, vparams=vparams,
+                                              vc=vc, key=key, collect=True)
+    rewards = np.asarray(out["sample_reward"], float).reshape(-1, config.ei.k)
     adv = ei_lib.group_advantages(rewards, norm=config.ei.pg_adv_norm).reshape(-1)
     rows = []
     for (i, t, prefix, _, _), ids in zip(out["samples"], out["sample_ids"], strict=True):
         ctx = ad.qa_chain(problems[i], questions[i], prefix, t, cgd=cgd)
         rows.append((ctx + [ad.VOCAB[x] for x in ids], [0] * len(ctx) + [1] * len(ids)))
     true = np.array([o for *_, o in out["samples"]], bool)
-    chosen_pred = [r >= config.ei.threshold for rs in out["reward"] for r in rs]
-    chosen_true = [x for ts in out["true"] for x in ts]
-    n_steps = sum(len(a) for a in out["accepted"])
-    stats_ = {"tokens_sampled": out["n_tokens"], "pg_rows": len(rows),
-              "kept_frac": float(sum(ei_lib.accepted_prefix(a).sum() for a in out["accepted"]) / max(n_steps, 1)),
-              "tampering_gap": ei_lib.tampering_gap(chosen_pred, chosen_true),
-              "sample_true_frac": float(np.mean(chosen_true)), "cand_true_frac": float(true.mean()),
-              "reward_mean": float(rewards.mean()), "adv_abs_mean": float(np.abs(adv).mean()),
-              # how well the advantages point the right way: mean advantage of right minus wrong candidates
-              "adv_true_minus_false": float(adv[true].mean() - adv[~true].mean()) if 0 < true.sum() < true.size
-              else float("nan")}
+    stats_.update({"pg_rows": len(rows), "cand_true_frac": float(true.mean()), "reward_mean": float(rewards.mean()),
+                   "adv_abs_mean": float(np.abs(adv).mean()),
+                   # how well the advantages point the right way: mean advantage of right minus wrong candidates
+                   "adv_true_minus_false": float(adv[true].mean() - adv[~true].mean())
+                   if 0 < true.sum() < true.size else float("nan")})
     return _ei_pool(rows, adv), stats_
 
 

@@ -27,6 +27,7 @@ from projects.nes import body, gt
 
 SHELL = 0.05  # metres: the baseline's sample shell |h| < SHELL (spec §5.3)
 BETA_MIN = 0.002
+DENSITIES = ("volsdf", "neus")  # NES's implicit-route opacity (`nes_volume_rays`)
 
 
 def _pe(x: jax.Array, num_freqs: int) -> jax.Array:
@@ -202,7 +203,7 @@ def shade(params, maps: dict, u, v, k) -> jax.Array:
 
 
 def nes_volume_rays(params, maps: dict, pose, origins, dirs, *, num_samples: int, window: float, beta,
-                    key=None, density: str = "volsdf") -> rendering.Composited:
+                    density: str, key=None) -> rendering.Composited:
     """NES through the implicit route (training, and criterion 3c): opacity from the field s, colour of the nearest
     part at each sample, composited like the baseline. rays [..., 3] → `Composited`.
 
@@ -224,7 +225,7 @@ def nes_volume_rays(params, maps: dict, pose, origins, dirs, *, num_samples: int
         f = nes_field(maps, origins[..., None, :] + t[..., None] * dirs[..., None, :], pose_rt)
         alpha = rendering.alpha_from_density(density=rendering.volsdf_density(sdf=f["s"], beta=beta), deltas=deltas)
     else:
-        raise ValueError(f"density: {density!r}; accepted: 'volsdf', 'neus'")
+        raise ValueError(f"density={density!r} is invalid: expected one of {list(DENSITIES)}")
     rgb = shade(params, maps, f["u"], f["v"], f["k"])
     return rendering.composite(alpha=alpha, rgb=rgb, t=t)
 

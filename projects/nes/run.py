@@ -26,7 +26,6 @@ from projects.nes import bench, body, gt, models, plots
 from projects.nes import claims as claims_lib
 
 MODELS = ("baseline", "nes")
-DENSITIES = ("volsdf", "neus")  # NES implicit-route opacity (models.nes_volume_rays)
 GT_VERSION = 2  # bump when the ground truth changes (a cached data.npz of another version is rendered again)
 
 
@@ -52,7 +51,7 @@ def validate(config) -> None:
     validation.require_int(config, "model.mesh_v", min_value=2, max_value=256)
     validation.require_int(config, "model.num_samples", min_value=2, max_value=1024)
     validation.require_float(config, "model.window", min_value=0.05, max_value=5.0)
-    validation.require_choice(config, "model.density", DENSITIES)
+    validation.require_choice(config, "model.density", models.DENSITIES)
     validation.require_int(config, "train.steps", min_value=1)
     validation.require_int(config, "train.frames_per_step", min_value=1, max_value=tf)
     rays = validation.require_int(config, "train.rays_per_step", min_value=1)
@@ -313,7 +312,7 @@ def _on_hull_rays(fn, pose, origins, dirs, capacity: int):
 
 @functools.lru_cache(maxsize=4)
 def _eval_fns(res: int, size: tuple[int, int], num_samples: int, window: float, beta: float, trace_steps: int,
-              mesh: tuple[int, int], k_patch: int, capacity: int, density: str = "volsdf"):
+              mesh: tuple[int, int], k_patch: int, capacity: int, density: str):
     """The jitted per-image evaluation renderers, built once per setting: `images` (baseline, NES, NES with pose
     inputs zeroed, the floor; both splits) and `implicit` (NES volume-rendered and its sphere-traced silhouette, for
     criterion 3 on novel poses). Volume rendering and tracing run on the hull rays only (same pixels, 5× less work)."""

@@ -106,7 +106,7 @@ def test_neus_opacity_keeps_grazing_silhouettes_unbiased():
     render = jax.jit(lambda o, d, dens: models.nes_volume_rays(params, maps, pose, o, d, num_samples=32, window=0.3,
                                                                beta=0.003, density=dens).opacity, static_argnums=2)
     rays = jnp.asarray(o, jnp.float32), jnp.asarray(np.broadcast_to(d, o.shape), jnp.float32)
-    opacity = {dens: np.asarray(render(*rays, dens)) for dens in run.DENSITIES}
+    opacity = {dens: np.asarray(render(*rays, dens)) for dens in models.DENSITIES}
     assert opacity["volsdf"][2] > 0.5 and opacity["volsdf"][0] > 0.99, opacity
     assert opacity["neus"][2] < 0.2 and 0.4 < opacity["neus"][1] < 0.6 and opacity["neus"][0] > 0.8, opacity
 

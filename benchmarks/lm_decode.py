@@ -118,15 +118,21 @@ REAL_PROMPTS = ("What is the capital of France?", "Name three primary colours.",
                 "Who wrote Romeo and Juliet?", "How many legs does a spider have?")
 
 
-def finetune_step(cfg, opt):
+def finetune_step(cfg, opt, fused_head=True):
     """Our fine-tuning step, unjitted: (params, opt_state, ids [b, t]) → (params, opt_state, loss); next-token
-    cross-entropy of the full model, then `opt` (the benchmarks jit it, with or without donation)."""
+    cross-entropy of the full model, then `opt` (the benchmarks jit it, with or without donation). The loss is
+    lib/unlearning_train.answer_nll's: `forward(labels=...)`, whose tied head never materialises the logits
+    (`fused_head=False`: the `[b, t, V]` logits, then the log-softmax, as before that head existed)."""
     import optax
 
     from lib import losses, transformer
 
     def loss_fn(p, x):
-        return losses.token_cross_entropy(transformer.forward(p, x, config=cfg)["logits"][:, :-1], x[:, 1:])
+        if not fused_head:
+            return losses.token_cross_entropy(transformer.forward(p, x, config=cfg)["logits"][:, :-1], x[:, 1:])
+        targets, mask = losses.next_token_targets(x)
+        lp = transformer.forward(p, x, config=cfg, labels=targets)["label_logprobs"]
+        return -(lp * mask).sum() / mask.sum()
 
     def step(p, s, x):
         loss, g = jax.value_and_grad(loss_fn)(p, x)

@@ -5,9 +5,12 @@
 One fine-tuning step as in `benchmarks/lm_decode.py` (batch 8 × 128 tokens, next-token cross-entropy, full float32
 model, AdamW), each variant in its own process pinned to one core with XLA's intra-op pool off: XLA's CPU dot
 back-ends (its default YNNPACK fusions, YNNPACK off so Eigen does the dots, YNNPACK off for dots only, oneDNN),
-the default with and without donating the parameters and optimizer state (interleaved in one process), and
-PyTorch eager with `torch.set_num_threads(1)`. Median of `--repeats` steps after a warm-up (compile) step. Glibc's
-default pages, as the first rows of the lm_decode table.
+the default with and without donating the parameters and optimizer state and with the head's logits materialised
+instead of the fused head (these three interleaved in one process), and PyTorch eager with
+`torch.set_num_threads(1)`. Median of `--repeats` steps after a warm-up (compile) step. Glibc's default pages, as
+the first rows of the lm_decode table. A second table times the step's matrix products alone (1024 rows, the
+model's shapes), forward `x·W`, input gradient `g·Wᵀ` and weight gradient `xᵀ·g`, XLA's default against PyTorch,
+both on one core.
 """
 
 from __future__ import annotations
@@ -38,8 +41,41 @@ VARIANTS = {  # name -> extra XLA flags (after --xla_cpu_multi_thread_eigen=fals
 }
 
 
+SHAPES = {"q, o 576×576": (576, 576), "k, v 576×192": (576, 192), "gate, up 576×1536": (576, 1536),
+          "down 1536×576": (1536, 576), "head 576×49152": (576, 49152)}
+
+
+def gemm_child(repeats: int) -> dict:
+    """GFLOP/s of each product of SHAPES at 1024 rows, XLA (jitted) and PyTorch, medians of `repeats`."""
+    import jax
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    rng, m, out = np.random.default_rng(0), 1024, {}
+    for name, (k, n) in SHAPES.items():
+        x, w, g = (rng.standard_normal(s, dtype=np.float32) for s in ((m, k), (k, n), (m, n)))
+        jx, jw, jg = map(jax.numpy.asarray, (x, w, g))
+        tx, tw, tg = map(torch.from_numpy, (x, w, g))
+        fns = {"jax_fw": (jax.jit(lambda a, b: a @ b), jx, jw), "jax_dx": (jax.jit(lambda a, b: a @ b.T), jg, jw),
+               "jax_dw": (jax.jit(lambda a, b: a.T @ b), jx, jg),
+               "jax_dw_contig": (jax.jit(lambda a, b: jax.lax.optimization_barrier(a.T) @ b), jx, jg),
+               "torch_fw": (lambda a, b: a @ b, tx, tw), "torch_dx": (lambda a, b: a @ b.T, tg, tw),
+               "torch_dw": (lambda a, b: a.T @ b, tx, tg)}
+        for key, (f, a, b) in fns.items():
+            def call(f=f, a=a, b=b):
+                return jax.block_until_ready(f(a, b))
+
+            call()  # compile / warm up
+            out.setdefault(name, {})[key] = 2 * m * k * n / 1e9 / _median_time(call, repeats)
+    return out
+
+
 def child(kind: str, model: str, repeats: int, donation_ab: bool) -> dict:
     import numpy as np
+
+    if kind == "gemm":
+        return gemm_child(max(repeats, 5))
 
     tokens = np.random.default_rng(0).integers(3, 49152, (8, 128))
     if kind == "torch":
@@ -70,6 +106,7 @@ def child(kind: str, model: str, repeats: int, donation_ab: bool) -> dict:
     fns = {"donated": jax.jit(step, donate_argnums=(0, 1))}
     if donation_ab:
         fns["undonated"] = jax.jit(step)
+        fns["logits_head"] = jax.jit(finetune_step(cfg, opt, fused_head=False), donate_argnums=(0, 1))
     states = {k: [jax.tree.map(jnp.copy, params), opt.init(params)] for k in fns}
     out = {}
     for k, f in fns.items():
@@ -91,7 +128,7 @@ def child(kind: str, model: str, repeats: int, donation_ab: bool) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--donation_ab", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -136,13 +173,27 @@ def main():
                      f"{torch_s / rows[name]['donated']:.2f}× |")
     lines.append(f"| XLA default, not donated (interleaved with the donated row) | `(none)` | "
                  f"{default['undonated']:.2f} | {torch_s / default['undonated']:.2f}× |")
+    lines.append(f"| XLA default, donated, the head's `[b, t, V]` logits materialised (interleaved) | `(none)` | "
+                 f"{default['logits_head']:.2f} | {torch_s / default['logits_head']:.2f}× |")
     best = min(VARIANTS, key=lambda n: rows[n]["donated"])
     ab = default["undonated"] / default["donated"]
     lines += ["", f"Fastest of ours here: {best} ({torch_s / rows[best]['donated']:.2f}× PyTorch eager). Donating "
               f"the parameters and optimizer state changes the step by {ab:.2f}× "
-              "(undonated ÷ donated time). What remains is the dots themselves: the step is about 0.8 TFLOP of matrix "
-              "products (the 49 152-word head alone about a fifth), and XLA's CPU back-ends run them slower than "
-              "PyTorch's oneDNN/MKL kernels on this machine.", ""]
+              "(undonated ÷ donated time); the fused head and log-softmax (`forward(labels=...)`, `lib.losses."
+              "head_label_logprobs`) against materialised logits: "
+              f"{default['logits_head'] / default['donated']:.2f}× (logits ÷ fused time). The step is about 0.8 "
+              "TFLOP of matrix products (the 49 152-word head alone about a fifth); the table below times them "
+              "alone.", ""]
+    gemm = run("gemm")
+    lines += ["Matrix products alone, GFLOP/s on one core (1024 rows; `x·W`, `g·Wᵀ`, `xᵀ·g` as written, and our "
+              "layers' weight gradient `(xᵀ)·g` with `xᵀ` made contiguous first, the form `lib/transformer` uses "
+              "from kernel width 1536):", "",
+              "| `W` shape | XLA `x·W` | torch `x·W` | XLA `g·Wᵀ` | torch `g·Wᵀ` | XLA `xᵀ·g` | XLA `(xᵀ)·g` | "
+              "torch `xᵀ·g` |", "|---|---|---|---|---|---|---|---|"]
+    for shape, r in gemm.items():
+        lines.append(f"| {shape} | " + " | ".join(f"{r[k]:.0f}" for k in ("jax_fw", "torch_fw", "jax_dx", "torch_dx",
+                                                                        "jax_dw", "jax_dw_contig", "torch_dw")) + " |")
+    lines.append("")
     write_section("lm fine-tuning step", lines)
 
 

@@ -6,6 +6,8 @@ yourself with `shift_for_next_token`); masks `[b, t]` are 1 where a token counts
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -23,6 +25,62 @@ def token_logprobs(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     """log p(label) per position `[b, t]` (float32 log-softmax)."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+
+def _head_chunks(n: int, chunk: int):
+    return -(-n // chunk), -(-n // chunk) * chunk - n
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def head_label_logprobs(hidden: jnp.ndarray, table: jnp.ndarray, labels: jnp.ndarray, chunk: int = 128):
+    """log softmax(hidden · tableᵀ)[label] per row `[n]` (float32), for `hidden` `[n, d]`, an output table `[V, d]`
+    (a tied head's embedding) and int `labels` `[n]`, without materialising the `[n, V]` logits.
+
+    Same value as `token_logprobs(hidden @ table.T, labels)`. Rows go through in chunks of `chunk`; the backward
+    recomputes each chunk's logits (one more `[chunk, d]·[d, V]` product) and accumulates the table's gradient, so
+    the logits, their log-softmax and its gradient, each `[n, V]` (200 MB at 1024 rows of a 49 152-word vocabulary),
+    never round-trip through memory. Any cotangent per row is supported (per-token, per-sequence or mean losses)."""
+    return _head_fwd(hidden, table, labels, chunk)[0]
+
+
+def _head_split(chunk, *arrays):
+    n_chunks, pad = _head_chunks(arrays[0].shape[0], chunk)
+    return [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(n_chunks, chunk, *a.shape[1:]) for a in arrays]
+
+
+def _head_logits(h, table):
+    return jax.lax.dot_general(h, table, (((1,), (1,)), ((), ()))).astype(jnp.float32)
+
+
+def _head_fwd(hidden, table, labels, chunk):
+    def one(args):
+        h, y = args
+        logits = _head_logits(h, table)
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        return jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0] - lse, lse
+
+    lp, lse = jax.lax.map(one, _head_split(chunk, hidden, labels))
+    n = hidden.shape[0]
+    return lp.reshape(-1)[:n], (hidden, table, labels, lse.reshape(-1)[:n])
+
+
+def _head_bwd(chunk, res, g):
+    hidden, table, labels, lse = res
+
+    def one(dtable, args):
+        h, y, s, gy = args
+        p = jnp.exp(_head_logits(h, table) - s[:, None])
+        dlogits = (jax.nn.one_hot(y, table.shape[0], dtype=p.dtype) - p) * gy[:, None]
+        dlogits = dlogits.astype(table.dtype)
+        dt = jax.lax.optimization_barrier(h.T) @ dlogits  # [d, V]: XLA's CPU dot is fastest with hᵀ contiguous
+        return dtable + dt.astype(dtable.dtype), (dlogits @ table).astype(hidden.dtype)
+
+    dtable, dh = jax.lax.scan(one, jnp.zeros(table.shape[::-1], jnp.float32),
+                              _head_split(chunk, hidden, labels, lse, g.astype(jnp.float32)))
+    return dh.reshape(-1, hidden.shape[1])[:hidden.shape[0]], dtable.T.astype(table.dtype), None
+
+
+head_label_logprobs.defvjp(_head_fwd, _head_bwd)
 
 
 def token_cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, mask: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -132,6 +190,15 @@ def shifted_answer_logprobs(logits: jnp.ndarray, labels: jnp.ndarray):
     lp = token_logprobs(logits, safe)
     mask = mask.astype(jnp.float32)
     return lp * mask, mask
+
+
+def next_token_targets(labels: jnp.ndarray):
+    """(targets `[b, t]`, mask `[b, t]` float) for `transformer.forward(..., labels=targets)`: position i predicts
+    labels[:, i + 1]; the last position and labels of -100 are masked (target 0 there). With the forward's
+    "label_logprobs" `lp`, `(lp * mask)` equals `shifted_answer_logprobs` padded by one column."""
+    nxt = jnp.concatenate([labels[:, 1:], jnp.full_like(labels[:, :1], IGNORE_INDEX)], axis=1)
+    mask = nxt != IGNORE_INDEX
+    return jnp.where(mask, nxt, 0), mask.astype(jnp.float32)
 
 
 def answer_lengths(labels: jnp.ndarray) -> jnp.ndarray:

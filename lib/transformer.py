@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib import attention
+from lib import attention, losses
 
 POSITIONS = ("learned", "rotary", "none")
 NORMS = ("layernorm", "rmsnorm")
@@ -147,6 +147,38 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
+HEAD_CHUNK = 128  # rows per chunk of the fused head + log-softmax (forward(labels=...))
+WIDE_DW_MIN = 1536  # kernel widths from which the weight gradient's xᵀ is made contiguous first (see _dot)
+
+
+@jax.custom_vjp
+def _matmul_wide(x, w):
+    return x @ w
+
+
+def _matmul_wide_fwd(x, w):
+    return x @ w, (x, w)
+
+
+def _matmul_wide_bwd(res, g):
+    x, w = res
+    return g @ w.T, jax.lax.optimization_barrier(x.T) @ g
+
+
+_matmul_wide.defvjp(_matmul_wide_fwd, _matmul_wide_bwd)
+
+
+def _dot(x, w, dimension_numbers, precision=None):
+    """nn.Dense's dot. For a 2-D `x` and a kernel at least WIDE_DW_MIN wide (SmolLM2's gate/up, 576×1536), the
+    weight gradient `xᵀ·g` is computed from a contiguous copy of `xᵀ` (kept apart from the dot by an optimization
+    barrier): XLA's CPU dot reads a transposed left operand of 1024 rows at 44-56 GFLOP/s at these widths and a
+    contiguous one at 70-80 (one core; the table in benchmarks/RESULTS.md, "lm fine-tuning step"). Narrower kernels
+    keep autodiff's dot, which is as fast there. Same sums: equal to float32 rounding (tests/lib/test_losses.py)."""
+    if x.ndim == 2 and w.ndim == 2 and w.shape[1] >= WIDE_DW_MIN and dimension_numbers == (((1,), (0,)), ((), ())):
+        return _matmul_wide(x, w)
+    return jax.lax.dot_general(x, w, dimension_numbers, precision=precision)
+
+
 def _dense(features, use_bias, name, config, parent, init_std=0.02):
     """An nn.Dense (parameters `name/kernel`, `name/bias`) applied as one 2-D matmul over the flattened
     leading dimensions. Same math as Dense on `[b, t, d]`, but XLA's CPU backend then computes the
@@ -158,10 +190,10 @@ def _dense(features, use_bias, name, config, parent, init_std=0.02):
         layer = _DenseT(features, use_bias, config.dtype, name=name)
     elif config.init == "torch":
         layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype, kernel_init=_torch_uniform,
-                         bias_init=nn.initializers.zeros)
+                         bias_init=nn.initializers.zeros, dot_general=_dot)
     else:
         layer = nn.Dense(features, use_bias=use_bias, name=name, dtype=config.dtype,
-                         kernel_init=nn.initializers.normal(init_std))
+                         kernel_init=nn.initializers.normal(init_std), dot_general=_dot)
 
     def apply(x):
         return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], features)
@@ -287,7 +319,7 @@ class Transformer(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids, *, positions=None, attention_mask=None, cache=None, cache_index=0,
-                 return_hidden: bool = False, return_attn: bool = False, select=None):
+                 return_hidden: bool = False, return_attn: bool = False, select=None, labels=None):
         """Args:
           input_ids: `[b, t]` int tokens.
           positions: `[b, t]` absolute positions (default arange(t) + cache_index).
@@ -297,9 +329,15 @@ class Transformer(nn.Module):
             this call's keys/values are written at slot `cache_index` and the new cache is returned.
           select: optional `[b]` positions: the final norm and the head run only there (logits `[b, V]`),
             for losses that use one position.
+          labels: optional int `[b, t]`: instead of "logits", return "label_logprobs" `[b, t]`, log p(label) at
+            every position, computed by `lib.losses.head_label_logprobs` (the logits never materialised) for a tied
+            head; what training steps want.
         """
         c = self.config
         b, t = input_ids.shape
+        if labels is not None and (select is not None or c.head == "scalar"):
+            raise ValueError("labels= is for the language-model head at every position: not with select= or a "
+                             "scalar head")
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t)[None, :] + cache_index, (b, t))
         s = t if cache is None else cache["k"][0].shape[2]
@@ -335,6 +373,10 @@ class Transformer(nn.Module):
             last = jnp.max(jnp.where(valid, jnp.arange(t)[None, :], 0), axis=-1)
             out["score"] = jnp.take_along_axis(score, last[:, None], axis=1)[:, 0].astype(jnp.float32)
             out["token_scores"] = score.astype(jnp.float32)
+        elif labels is not None and c.tied_head:  # (labels with select= or a scalar head: refused above)
+            rows, table = nn.dtypes.promote_dtype(x.reshape(-1, c.d_model), embed.embedding, dtype=embed.dtype)
+            out["label_logprobs"] = losses.head_label_logprobs(rows, table, labels.reshape(-1),
+                                                               HEAD_CHUNK).reshape(labels.shape)
         elif c.tied_head:
             rows = x.reshape(-1, c.d_model)
             if 2 <= rows.shape[0] <= 32:  # embed.attend's x·Eᵀ with E [V, d] read in place (matmul_t)
@@ -345,6 +387,8 @@ class Transformer(nn.Module):
             out["logits"] = logits.reshape(*x.shape[:-1], -1).astype(jnp.float32)
         else:
             out["logits"] = _dense(c.vocab_size, False, "lm_head", c, self)(x).astype(jnp.float32)
+        if labels is not None and "logits" in out:  # untied head
+            out["label_logprobs"] = losses.token_logprobs(out.pop("logits"), labels)
         if return_hidden:
             out["hidden"] = hidden
         if return_attn:

@@ -76,8 +76,12 @@ def _qa(batch: dict, prefix: str = "") -> dict:
 
 
 def answer_nll(params, batch: dict, *, config: TransformerConfig) -> jnp.ndarray:
-    """Fine-tuning loss: token-mean NLL over the answer tokens of the batch (HF `outputs.loss`)."""
-    return _losses.nll_loss(_logits(params, config, batch), batch["labels"])
+    """Fine-tuning loss: token-mean NLL over the answer tokens of the batch (HF `outputs.loss`), through the fused
+    head (`forward(labels=...)`: the `[b, t, V]` logits are never materialised)."""
+    targets, mask = _losses.next_token_targets(batch["labels"])
+    lp = forward(params, batch["input_ids"], config=config, attention_mask=batch["attention_mask"],
+                 labels=targets)["label_logprobs"]
+    return -(lp * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
 def make_finetune_step(*, config: TransformerConfig, optimizer: optax.GradientTransformation):

@@ -97,3 +97,54 @@ def test_group_pg_step_raises_positive_and_lowers_negative_advantage_sample():
     after = losses.token_logprobs(jnp.broadcast_to(new, (2, 3, 7)), labels).sum(-1)
     assert after[0] > before[0] and after[1] < before[1]
     assert float(aux0["kl"]) == 0.0 and float(loss(new)[1]["kl"]) > 0.0
+
+
+@pytest.mark.parametrize("n,chunk", [(300, 128), (64, 64), (5, 128)])
+def test_fused_head_logprobs_equal_materialised_logits_with_gradient(n, chunk):
+    """head_label_logprobs (chunked, logits never materialised, hand-written backward) equals the log-softmax of
+    the full `h·Eᵀ` at the labels, and its gradients under per-row cotangents equal autodiff's."""
+    r = np.random.default_rng(n)
+    h = jnp.asarray(r.standard_normal((n, 16), np.float32))
+    table = jnp.asarray(r.standard_normal((50, 16), np.float32))
+    y = jnp.asarray(r.integers(0, 50, n))
+    w = jnp.asarray(r.standard_normal(n, np.float32))
+    got = losses.head_label_logprobs(h, table, y, chunk)
+    np.testing.assert_allclose(got, losses.token_logprobs(h @ table.T, y), atol=1e-5)
+    g1 = jax.jit(jax.grad(lambda h, t: (losses.head_label_logprobs(h, t, y, chunk) * w).sum(), (0, 1)))(h, table)
+    g0 = jax.grad(lambda h, t: (losses.token_logprobs(h @ t.T, y) * w).sum(), (0, 1))(h, table)
+    for a, b in zip(g1, g0, strict=True):
+        assert np.abs(np.asarray(b)).max() > 0.1
+        np.testing.assert_allclose(a, b, atol=2e-5 * np.abs(np.asarray(b)).max())
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_forward_with_labels_and_fused_answer_nll(tied, monkeypatch):
+    """transformer.forward(labels=) gives log p(label) of the logits it would return (tied head: through the fused
+    head; untied: from the logits), and the fine-tuning loss built on it (unlearning_train.answer_nll) equals the
+    logits-based nll_loss, value and gradient; the dense layers' custom-VJP matmul (wide kernels' weight gradient
+    from a contiguous xᵀ) gives autodiff's gradient."""
+    from lib import transformer, unlearning_train
+    cfg = transformer.TransformerConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, max_len=16, d_ff=1600,
+                                        mlp="swiglu", norm="rmsnorm", positions="rotary", tied_head=tied)
+    params = transformer.init_params(cfg, jax.random.key(1))
+    r = np.random.default_rng(0)
+    ids = jnp.asarray(r.integers(0, 61, (3, 11)))
+    labels = jnp.where(jnp.asarray(r.random((3, 11)) < 0.3), losses.IGNORE_INDEX, ids)
+    attn = jnp.ones_like(ids).at[2, 8:].set(0)
+    targets, mask = losses.next_token_targets(labels)
+    fwd = jax.jit(transformer.forward, static_argnames="config")
+    lp = fwd(params, ids, config=cfg, attention_mask=attn, labels=targets)["label_logprobs"]
+    logits = fwd(params, ids, config=cfg, attention_mask=attn)["logits"]
+    np.testing.assert_allclose(lp, losses.token_logprobs(logits, targets), atol=1e-5)
+    batch = {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+    def reference(p):
+        return losses.nll_loss(transformer.forward(p, ids, config=cfg, attention_mask=attn)["logits"], labels)
+
+    v1, g1 = jax.jit(jax.value_and_grad(unlearning_train.answer_nll), static_argnames="config")(params, batch,
+                                                                                                config=cfg)
+    monkeypatch.setattr(transformer, "_dot", jax.lax.dot_general)  # the reference: autodiff of plain dots
+    v0, g0 = jax.jit(jax.value_and_grad(reference))(params)
+    np.testing.assert_allclose(v1, v0, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5 * (1 + np.abs(np.asarray(b)).max()))

@@ -171,9 +171,10 @@ _matmul_wide.defvjp(_matmul_wide_fwd, _matmul_wide_bwd)
 def _dot(x, w, dimension_numbers, precision=None):
     """nn.Dense's dot. For a 2-D `x` and a kernel at least WIDE_DW_MIN wide (SmolLM2's gate/up, 576×1536), the
     weight gradient `xᵀ·g` is computed from a contiguous copy of `xᵀ` (kept apart from the dot by an optimization
-    barrier): XLA's CPU dot reads a transposed left operand of 1024 rows at 44-56 GFLOP/s at these widths and a
-    contiguous one at 70-80 (one core; the table in benchmarks/RESULTS.md, "lm fine-tuning step"). Narrower kernels
-    keep autodiff's dot, which is as fast there. Same sums: equal to float32 rounding (tests/lib/test_losses.py)."""
+    barrier): with 1024 rows XLA's CPU dot runs `xᵀ·g` with the transposed left operand at 46 GFLOP/s at this width
+    and from the contiguous copy at 60 (PyTorch 83; one core, the matrix-product table of benchmarks/RESULTS.md, "lm
+    fine-tuning step"). Narrower kernels keep autodiff's dot, no slower there. Same sums: equal to float32 rounding
+    (tests/lib/test_losses.py)."""
     if x.ndim == 2 and w.ndim == 2 and w.shape[1] >= WIDE_DW_MIN and dimension_numbers == (((1,), (0,)), ((), ())):
         return _matmul_wide(x, w)
     return jax.lax.dot_general(x, w, dimension_numbers, precision=precision)

@@ -125,14 +125,12 @@ def finetune_step(cfg, opt, fused_head=True):
     (`fused_head=False`: the `[b, t, V]` logits, then the log-softmax, as before that head existed)."""
     import optax
 
-    from lib import losses, transformer
+    from lib import losses, transformer, unlearning_train
 
     def loss_fn(p, x):
         if not fused_head:
             return losses.token_cross_entropy(transformer.forward(p, x, config=cfg)["logits"][:, :-1], x[:, 1:])
-        targets, mask = losses.next_token_targets(x)
-        lp = transformer.forward(p, x, config=cfg, labels=targets)["label_logprobs"]
-        return -(lp * mask).sum() / mask.sum()
+        return unlearning_train.answer_nll(p, {"input_ids": x, "attention_mask": None, "labels": x}, config=cfg)
 
     def step(p, s, x):
         loss, g = jax.value_and_grad(loss_fn)(p, x)

@@ -27,10 +27,6 @@ def token_logprobs(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     return jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
-def _head_chunks(n: int, chunk: int):
-    return -(-n // chunk), -(-n // chunk) * chunk - n
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def head_label_logprobs(hidden: jnp.ndarray, table: jnp.ndarray, labels: jnp.ndarray, chunk: int = 128):
     """log softmax(hidden · tableᵀ)[label] per row `[n]` (float32), for `hidden` `[n, d]`, an output table `[V, d]`
@@ -44,8 +40,8 @@ def head_label_logprobs(hidden: jnp.ndarray, table: jnp.ndarray, labels: jnp.nda
 
 
 def _head_split(chunk, *arrays):
-    n_chunks, pad = _head_chunks(arrays[0].shape[0], chunk)
-    return [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(n_chunks, chunk, *a.shape[1:]) for a in arrays]
+    pad = -arrays[0].shape[0] % chunk
+    return [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(-1, chunk, *a.shape[1:]) for a in arrays]
 
 
 def _head_logits(h, table):

@@ -170,7 +170,8 @@ def run_main(project: str, config, workdir: str, *, module: str = "train", fresh
     `projects.<p>.<module>.train_and_evaluate`, prints the claims. Raises ConfigError on bad input before
     anything is written; notebooks and tests call this directly."""
     n_dev = config.get("num_devices", 1)
-    threads = runtime.configure_xla_cpu_threads() if n_dev in (0, 1) else "default"
+    preferred = config.get("xla_cpu_threads", "single")
+    threads = runtime.configure_xla_cpu_threads(preferred) if n_dev in (0, 1) else "default"
     import jax  # here, not at the top: XLA reads its thread flags when JAX starts, and they are set just above
 
     mod = importlib.import_module(f"projects.{project}.{module}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import re
@@ -105,7 +106,10 @@ def main(argv=None) -> None:
     except ModuleNotFoundError:
         render = claims_table
     names = [args.figure_prefix + p for p in plots]
-    block = render(results) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in names)
+    # a render that takes run_dir reads files written beside results.json (autoprm's decoded examples)
+    takes_dir = "run_dir" in inspect.signature(render).parameters
+    kw = {"run_dir": os.path.dirname(os.path.abspath(path))} if takes_dir else {}
+    block = render(results, **kw) + "\n\n" + "\n".join(f"![{p}](figures/{p})" for p in names)
     _write(readme, _replace(open(readme, encoding="utf-8").read(), args.block, block))
     if args.block != "results":
         print(f"updated the {args.block} block of {readme}")

@@ -13,16 +13,22 @@ from harness.validation import ConfigError
 SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
-def configure_xla_cpu_threads() -> str:
+XLA_THREAD_MODES = ("single", "default")
+
+
+def configure_xla_cpu_threads(preferred: str = "single") -> str:
     """Chooses XLA's CPU threading before JAX starts; returns the mode used.
 
     Default "single": on the 2-core reference machine the projects' small-matrix steps ran 1.7×
-    faster single-threaded than with XLA's default thread pool (benchmarks/RESULTS.md). Set
-    REPROJAX_XLA_THREADS=default to keep XLA's default; an XLA_FLAGS you set yourself always wins.
-    Multi-device CPU runs keep the default (forced CPU devices hung in collectives under the
-    single-thread flags; DESIGN.md)."""
-    mode = os.environ.get("REPROJAX_XLA_THREADS", "single")
-    if mode not in ("single", "default"):
+    faster single-threaded than with XLA's default thread pool (benchmarks/RESULTS.md). A config may
+    prefer "default" (its `xla_cpu_threads` field: autoprm's paper preset, whose 3-seed SFT step ran
+    0.59 s against 0.71 s single-threaded); REPROJAX_XLA_THREADS=single|default overrides both, and an
+    XLA_FLAGS you set yourself always wins. Multi-device CPU runs keep the default (forced CPU devices
+    hung in collectives under the single-thread flags; DESIGN.md)."""
+    if preferred not in XLA_THREAD_MODES:
+        raise ConfigError(f"config.xla_cpu_threads={preferred!r} is invalid: expected one of {list(XLA_THREAD_MODES)}")
+    mode = os.environ.get("REPROJAX_XLA_THREADS", preferred)
+    if mode not in XLA_THREAD_MODES:
         raise ConfigError(f"REPROJAX_XLA_THREADS={mode!r} is invalid: expected 'single' or 'default'")
     if "jax" in sys.modules or "XLA_FLAGS" in os.environ or mode == "default":
         return "default" if "XLA_FLAGS" not in os.environ else "user XLA_FLAGS"

@@ -1,7 +1,7 @@
 """autoprm's README results block: the claims table, the accuracy of every method, and a few decoded problems.
 
-Called by `python -m harness.readme autoprm` with the run's `results.json`; the decoded problems come from the
-`examples.json` beside the default run (`runs/autoprm/`), when it exists."""
+Called by `python -m harness.readme autoprm` with the run's `results.json` and its directory; the decoded problems
+come from the `examples.json` the same run wrote beside it, when it exists."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 
 from harness.readme import claims_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = (("SFT-CoT", "sft_cot"), ("SFT-Decomp (ε*)", "sft_decomp"), ("AutoPRM", "autoprm"),
         ("AutoPRM − CGD", "autoprm_nocgd"), ("AutoPRM-oracleV", "autoprm_oraclev"), ("ORM-RL", "orm_rl"),
         ("PRM-RL (oracle first error)", "prm_rl"), ("Distilling-LM (two models)", "distill"),
@@ -24,7 +23,7 @@ def _cell(m: dict, key: str) -> str:
     return f"{100 * m[f'{key}/accuracy']:.1f} ± {100 * m.get(f'{key}/accuracy_std', 0.0):.1f}"
 
 
-def render(results: dict) -> str:
+def render(results: dict, run_dir: str | None = None) -> str:
     m = results["metrics"]
     out = [claims_table(results), "", "| method | test accuracy (%) | OOD-length accuracy (%) | step accuracy (test) |",
            "|---|---|---|---|"]
@@ -47,8 +46,8 @@ def render(results: dict) -> str:
         extra.append(f"wall time {secs / 60:.1f} min (SFT {m.get('time/sft_seconds', 0) / 60:.1f} min)")
     if extra:
         out += ["", "; ".join(extra) + "."]
-    path = os.path.join(ROOT, "runs", "autoprm", "examples.json")
-    if os.path.exists(path) and "autoprm/test/accuracy" in m:  # the default run's problems, not a calibration run's
+    path = os.path.join(run_dir, "examples.json") if run_dir else ""
+    if path and os.path.exists(path) and "autoprm/test/accuracy" in m:  # AutoPRM's own decoded problems
         examples = json.load(open(path, encoding="utf-8"))
         if examples:
             out += ["", f"Decoded test problems ({results['preset']} preset, greedy, ε* = 0.8; the model's own "

@@ -26,8 +26,11 @@ The pipeline (spec §5.3–5.5; every stage is cached in the workdir, so a kille
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import multiprocessing
 import os
+import shutil
 import time
 
 import jax
@@ -137,6 +140,7 @@ def validate(config) -> None:
     validation.require_int(config, "eval.max_subquestions", min_value=1)
     validation.require_int(config, "eval.n_examples", min_value=0)
     validation.require_int(config, "distill.steps", min_value=0)
+    validation.require_int(config, "workers", min_value=1, max_value=64)
 
 
 def domain_kwargs(config) -> dict:
@@ -321,6 +325,9 @@ def train_sft(config, workdir: str, pools: dict, mc, *, name: str, batch: dict, 
     start = 0
     if restored is not None:
         start, state = restored
+        if start == steps:  # trained: read back (worker processes too, without touching the metric log)
+            ckpt.close()
+            return state["params"]
         print(f"autoprm: resuming {name} from step {start} in {workdir}")
     every = min(config.train.log_every, steps)
     writer = MetricWriter(os.path.join(workdir, name), resume_step=start if restored is not None else None)
@@ -837,21 +844,271 @@ def _examples(problems, res, n: int) -> list:
     return ex
 
 
+# ---------------------------------------------------------------------------------------- stages after SFT
+
+@dataclasses.dataclass
+class _Run:
+    """What every stage reads: the config, the workdir, the model configs, the splits, the SFT pools and batch plans,
+    and (once trained) the SFT parameters with seeds on the leading axis."""
+    config: object
+    workdir: str
+    mc: transformer.TransformerConfig
+    vc: transformer.TransformerConfig
+    splits: dict
+    pools: dict
+    batch: dict
+    sft: object = None
+
+
+def _setup(config, workdir: str) -> _Run:
+    splits = build_splits(config)
+    pools = build_pools(config, splits["train"])
+    batch = {task: length_plan(pools[task], rows, config.train.length_buckets) for task, rows in
+             (("cot", config.train.batch_cot), ("qd", config.train.batch_qd), ("qa", config.train.batch_qa))}
+    return _Run(config, workdir, model_config(config), verifier_config(config), splits, pools, batch)
+
+
+def _train_main_sft(R: _Run) -> None:
+    R.sft = train_sft(R.config, R.workdir, R.pools, R.mc, name="sft", batch=R.batch, steps=R.config.train.steps,
+                      n_seeds=R.config.num_seeds)
+
+
+def _seed_params(tree, seed: int):
+    return jax.tree.map(lambda x: x[seed], tree)
+
+
+def _distill(R: _Run) -> tuple:
+    """Distilling-LM: a QD model and a QA model with half the layers each, seeds a vmap axis (trained once)."""
+    config = R.config
+    dmc = model_config(config, n_layers=max(config.model.n_layers // 2, 1))
+    dqd = train_sft(config, R.workdir, {"qd": R.pools["qd"]}, dmc, name="distill_qd", batch={"qd": R.batch["qd"]},
+                    steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=100)
+    dqa = train_sft(config, R.workdir, {"qa": R.pools["qa"]}, dmc, name="distill_qa", batch={"qa": R.batch["qa"]},
+                    steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=200)
+    return dmc, dqd, dqa
+
+
+def _distill_eval(R: _Run, distill: tuple, seed: int, ev: dict) -> None:
+    dmc, dqd, dqa = distill
+    ev["distill/test"] = cached_eval(R.workdir, f"eval_distill_test_s{seed}", evaluate_decomp,
+                                     _seed_params(dqa, seed), dmc, R.splits["test"], config=R.config,
+                                     eps=R.config.eps_star, cgd=True, qd_params=_seed_params(dqd, seed), qd_mc=dmc)
+
+
+def _sft_evals(R: _Run, seed: int, ev: dict) -> None:
+    params = _seed_params(R.sft, seed)
+    for split in ("test", "ood"):
+        ev[f"sft_cot/{split}"] = cached_eval(R.workdir, f"eval_sft_cot_{split}_s{seed}", evaluate_cot, params, R.mc,
+                                             R.splits[split], config=R.config)
+        ev[f"sft_decomp/{split}"] = cached_eval(R.workdir, f"eval_sft_decomp_{split}_s{seed}", evaluate_decomp,
+                                                params, R.mc, R.splits[split], config=R.config,
+                                                eps=R.config.eps_star, cgd=True)
+
+
+def _needs_learned_verifier(config) -> bool:
+    return any(METHOD_SPEC.get(m, ("",))[0] == "learned" for m in config.ei.methods)
+
+
+def _verifier(R: _Run, seed: int, ev: dict, *, wait: bool = False):
+    """The learned step verifier of `seed`, from the SFT model's own samples on training problems (automatic
+    labels); trained once per workdir. `wait`: another worker process trains it; poll for its files."""
+    config, workdir, vc = R.config, R.workdir, R.vc
+    vkey = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 500)
+    like = transformer.init_params(vc, vkey)
+    info = os.path.join(workdir, "stages", f"verifier_s{seed}.json")
+    while wait and not os.path.exists(info):  # written after the parameters
+        time.sleep(1.0)
+    vparams = load_tree(workdir, f"verifier_s{seed}", like) if os.path.exists(info) else None
+    if vparams is None:
+        tv = time.time()
+        params = _seed_params(R.sft, seed)
+        vprobs = R.splits["train"][-config.verifier.n_problems:]
+        qs = decompose(params, R.mc, vprobs, config.eps_star, config=config)
+        out = solve_chains(params, R.mc, vprobs, qs, config=config, cgd=True, k=config.verifier.k,
+                           temperature=config.ei.temperature, key=vkey, collect=True)
+        seqs = [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=True) for i, t, sols, c, _ in out["samples"]]
+        labels = np.array([o for *_, o in out["samples"]])
+        # CGD and no-CGD layouts both: the verifier must score both variants' steps
+        seqs += [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=False) for i, t, sols, c, _ in out["samples"]]
+        labels = np.concatenate([labels, labels])
+        perm = np.random.default_rng([config.seed, seed, 5]).permutation(len(seqs))
+        n_hold = max(len(seqs) // 10, 1)
+        hold, fit = perm[:n_hold], perm[n_hold:]
+        L = stats.round_up(max(len(s) for s in seqs), config.eval.prompt_bucket)
+        vparams = train_verifier(vc, {"ids": ad.pad([seqs[i] for i in fit], L), "labels": labels[fit]},
+                                 config=config, key=vkey)
+        held = score_learned(vparams, vc, [seqs[i] for i in hold], batch_rows=config.eval.batch_rows,
+                             bucket=config.eval.prompt_bucket)
+        save_tree(workdir, f"verifier_s{seed}", vparams)
+        write_json_atomic(info, {
+            "auroc": ei_lib.auroc(held, labels[hold]), "n_examples": len(seqs), "pos_frac": float(labels.mean()),
+            "seconds": time.time() - tv, "heldout_acc": float(((held >= 0.5) == labels[hold]).mean())})
+    ev["verifier"] = read_json(info)
+    return vparams
+
+
+def _method_stage(R: _Run, seed: int, method: str, vparams, ev: dict, histories: dict, extras: dict) -> None:
+    """One EI method of one seed: its rounds (cached: best params and history), its evaluations, and for AutoPRM
+    the ε sweep, the reranked search and (seed 0) the decoded examples."""
+    config, workdir, mc, splits = R.config, R.workdir, R.mc, R.splits
+    params = _seed_params(R.sft, seed)
+    name = f"ei_{method}_s{seed}"
+    best = load_tree(workdir, name, params)
+    hist_path = os.path.join(workdir, "stages", f"{name}.json")
+    if best is None or not os.path.exists(hist_path):
+        te = time.time()
+        best, hist = run_ei(params, mc, splits, R.pools, config=config, method=method, seed=seed, vparams=vparams,
+                            vc=R.vc)
+        save_tree(workdir, name, best)
+        write_json_atomic(hist_path, {"history": hist, "seconds": time.time() - te})
+    histories.setdefault(method, {})[seed] = read_json(hist_path)["history"]
+    cgd = METHOD_SPEC.get(method, (None, True))[1]
+    for split in ("test", "ood") if not method.startswith("hack") else ("test",):
+        if method in COT_METHODS:
+            ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_cot, best, mc,
+                                                  splits[split], config=config)
+        else:
+            ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_decomp, best,
+                                                  mc, splits[split], config=config, eps=config.eps_star, cgd=cgd)
+    if method != "autoprm":
+        return
+    for eps in config.eval.eps_sweep:
+        if abs(eps - config.eps_star) < 1e-9:  # the same evaluation as autoprm/test
+            ev[f"eps{eps:.1f}/test"] = ev["autoprm/test"]
+            continue
+        ev[f"eps{eps:.1f}/test"] = cached_eval(workdir, f"eval_eps{eps:.1f}_s{seed}", evaluate_decomp, best, mc,
+                                               splits["test"], config=config, eps=eps, cgd=True)
+    if config.eval.n_rerank:
+        reward_for = functools.partial(make_reward, "learned", cgd=True, vparams=vparams, vc=R.vc,
+                                       batch_rows=config.eval.batch_rows, bucket=config.eval.prompt_bucket)
+        beams = "" if config.eval.rerank_beams == 1 else f"_b{config.eval.rerank_beams}"
+        ev["rerank/test"] = cached_eval(workdir, f"eval_rerank{beams}_s{seed}", evaluate_rerank, best, mc,
+                                        splits["test"][:config.eval.n_rerank], config=config,
+                                        key=jax.random.key(seed), reward_fn_for=reward_for)
+    if seed == 0 and config.eval.n_examples:
+        probs = splits["test"][:config.eval.n_examples]
+        extras["examples"] = cached_json(workdir, "examples", lambda: _examples(
+            probs, evaluate_decomp(best, mc, probs, config=config, eps=config.eps_star, cgd=True), len(probs)))
+
+
+# ------------------------------------------------------------------------------------------ worker processes
+
+def work_units(config) -> list[str]:
+    """The stages after SFT as units for `config.workers` processes, in the order they are claimed: Distilling-LM
+    and the learned verifiers first (EI methods wait for their seed's verifier), then each seed's EI methods (the
+    decomposed ones, the slowest, first), then the SFT evaluations."""
+    seeds = range(config.num_seeds)
+    units = ["distill"] if config.distill.steps else []
+    if _needs_learned_verifier(config):
+        units += [f"verifier_s{s}" for s in seeds]
+    order = sorted(config.ei.methods, key=lambda m: m in COT_METHODS)  # stable: decomposed methods first
+    for s in seeds:
+        units += [f"ei_{m}_s{s}" for m in order]
+    return units + [f"sft_s{s}" for s in seeds]
+
+
+def _claim(workdir: str, unit: str) -> bool:
+    """True for exactly one of the processes that ask (an exclusive create under workdir/stages/claims)."""
+    try:
+        os.close(os.open(os.path.join(workdir, "stages", "claims", unit), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def run_unit(R: _Run, unit: str) -> None:
+    """One unit of `work_units`, computed (or read) into the workdir's stage cache."""
+    kind, _, rest = unit.partition("_")
+    scratch: dict = {}
+    if kind == "distill":
+        distill = _distill(R)
+        for seed in range(R.config.num_seeds):
+            _distill_eval(R, distill, seed, scratch)
+    elif kind == "verifier":
+        _verifier(R, int(rest[1:]), scratch)
+    elif kind == "sft":
+        _sft_evals(R, int(rest[1:]), scratch)
+    else:  # ei_<method>_s<seed>
+        method, seed = rest.rsplit("_s", 1)
+        seed = int(seed)
+        vparams = None
+        if METHOD_SPEC.get(method, ("",))[0] == "learned":
+            vparams = _verifier(R, seed, scratch, wait=True)
+        _method_stage(R, seed, method, vparams, scratch, {}, {"examples": []})
+
+
+def worker_main(config, workdir: str, index: int, parent: int) -> None:
+    """A worker process: claims units in `work_units` order until none is left, or its parent is gone (killed)."""
+    R = _setup(config, workdir)
+    _train_main_sft(R)  # already trained by the parent: restored from its checkpoint
+    for unit in work_units(config):
+        if os.getppid() != parent:
+            return
+        if _claim(workdir, unit):
+            t = time.time()
+            run_unit(R, unit)
+            open(os.path.join(workdir, "stages", "claims", unit + ".done"), "w").close()  # for the parent's bar
+            print(f"autoprm worker {index}: {unit} {time.time() - t:.0f} s", flush=True)
+
+
+def run_workers(config, workdir: str) -> None:
+    """The stages after SFT in `config.workers` spawned processes, each single-threaded (XLA, OpenMP) unless
+    XLA_FLAGS is set; they share the workdir's stage cache, so the caller then reads every result from it. A failed
+    worker stops the others; rerunning the command resumes from the cached stages."""
+    claims = os.path.join(workdir, "stages", "claims")
+    shutil.rmtree(claims, ignore_errors=True)  # a killed run's claims: their stages are not cached, redo them
+    os.makedirs(claims)
+    saved = {k: os.environ.get(k) for k in ("XLA_FLAGS", "OMP_NUM_THREADS", "REPROJAX_PROGRESS")}
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    os.environ.update(OMP_NUM_THREADS="1", REPROJAX_PROGRESS="0")  # inherited at spawn
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=worker_main, args=(config, workdir, i, os.getpid()), name=f"autoprm-worker-{i}")
+             for i in range(config.workers)]
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        with progress(len(work_units(config)), desc="autoprm stages after SFT", unit="stage") as bar:
+            while any(p.is_alive() for p in procs):
+                failed = [p for p in procs if p.exitcode not in (None, 0)]
+                if failed:
+                    raise RuntimeError(f"autoprm: worker process {failed[0].name} exited with code "
+                                       f"{failed[0].exitcode}; rerun the same command to resume from the cached stages")
+                bar.update(sum(f.endswith(".done") for f in os.listdir(claims)) - bar.n)
+                time.sleep(1.0)
+        failed = [p for p in procs if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"autoprm: worker process {failed[0].name} exited with code {failed[0].exitcode}; "
+                               "rerun the same command to resume from the cached stages")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    shutil.rmtree(claims, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     t0 = time.time()
     os.makedirs(workdir, exist_ok=True)
-    mc, vc = model_config(config), verifier_config(config)
-    splits = build_splits(config)
-    pools = build_pools(config, splits["train"])
-    batch = {task: length_plan(pools[task], rows, config.train.length_buckets) for task, rows in
-             (("cot", config.train.batch_cot), ("qd", config.train.batch_qd), ("qa", config.train.batch_qa))}
-    sft = train_sft(config, workdir, pools, mc, name="sft", batch=batch, steps=config.train.steps,
-                    n_seeds=config.num_seeds)
+    R = _setup(config, workdir)
+    mc, vc = R.mc, R.vc
+    _train_main_sft(R)
     timings = {"sft_seconds": time.time() - t0}
-    one = jax.tree.map(lambda x: x[0], sft)
+    if config.workers > 1:
+        t = time.time()
+        run_workers(config, workdir)
+        timings["workers_seconds"] = time.time() - t
+    one = jax.tree.map(lambda x: x[0], R.sft)
     evals: dict = {}
     histories: dict = {}
     extras: dict = {"examples": []}
@@ -859,117 +1116,31 @@ def train_and_evaluate(config, workdir: str) -> dict:
     distill = None
     if config.distill.steps:
         t = time.time()
-        half = max(config.model.n_layers // 2, 1)
-        dmc = model_config(config, n_layers=half)
-        dqd = train_sft(config, workdir, {"qd": pools["qd"]}, dmc, name="distill_qd", batch={"qd": batch["qd"]},
-                        steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=100)
-        cgd_rows = {"qa": pools["qa"]}
-        dqa = train_sft(config, workdir, cgd_rows, dmc, name="distill_qa", batch={"qa": batch["qa"]},
-                        steps=config.distill.steps, n_seeds=config.num_seeds, seed_offset=200)
-        distill = (dmc, dqd, dqa)
+        distill = _distill(R)
         timings["distill_seconds"] = time.time() - t
 
     for seed in range(config.num_seeds):
         t_seed = time.time()
-        params = jax.tree.map(lambda x, s=seed: x[s], sft)
         ev = evals.setdefault(seed, {})
-        for split in ("test", "ood"):
-            ev[f"sft_cot/{split}"] = cached_eval(workdir, f"eval_sft_cot_{split}_s{seed}", evaluate_cot, params, mc,
-                                                 splits[split], config=config)
-            ev[f"sft_decomp/{split}"] = cached_eval(workdir, f"eval_sft_decomp_{split}_s{seed}", evaluate_decomp,
-                                                    params, mc, splits[split], config=config, eps=config.eps_star,
-                                                    cgd=True)
+        _sft_evals(R, seed, ev)
         if distill is not None:
-            dmc, dqd, dqa = distill
-            qd_p, qa_p = (jax.tree.map(lambda x, s=seed: x[s], t) for t in (dqd, dqa))
-            ev["distill/test"] = cached_eval(workdir, f"eval_distill_test_s{seed}", evaluate_decomp, qa_p, dmc,
-                                             splits["test"], config=config, eps=config.eps_star, cgd=True,
-                                             qd_params=qd_p, qd_mc=dmc)
-
-        # the learned step verifier, from the SFT model's own samples on training problems (automatic labels)
-        vparams = None
-        if any(METHOD_SPEC.get(m, ("",))[0] == "learned" for m in config.ei.methods):
-            vkey = jax.random.fold_in(stats.seed_keys(config.seed, 1, start=seed)[0], 500)
-            like = transformer.init_params(vc, vkey)
-            vparams = load_tree(workdir, f"verifier_s{seed}", like)
-            if vparams is None:
-                tv = time.time()
-                vprobs = splits["train"][-config.verifier.n_problems:]
-                qs = decompose(params, mc, vprobs, config.eps_star, config=config)
-                out = solve_chains(params, mc, vprobs, qs, config=config, cgd=True, k=config.verifier.k,
-                                   temperature=config.ei.temperature, key=vkey, collect=True)
-                seqs = [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=True) for i, t, sols, c, _ in out["samples"]]
-                labels = np.array([o for *_, o in out["samples"]])
-                # CGD and no-CGD layouts both: the verifier must score both variants' steps
-                seqs += [verifier_inputs(vprobs[i], qs[i], sols, t, c, cgd=False)
-                         for i, t, sols, c, _ in out["samples"]]
-                labels = np.concatenate([labels, labels])
-                perm = np.random.default_rng([config.seed, seed, 5]).permutation(len(seqs))
-                n_hold = max(len(seqs) // 10, 1)
-                hold, fit = perm[:n_hold], perm[n_hold:]
-                L = stats.round_up(max(len(s) for s in seqs), config.eval.prompt_bucket)
-                vparams = train_verifier(vc, {"ids": ad.pad([seqs[i] for i in fit], L), "labels": labels[fit]},
-                                         config=config, key=vkey)
-                held = score_learned(vparams, vc, [seqs[i] for i in hold], batch_rows=config.eval.batch_rows,
-                                     bucket=config.eval.prompt_bucket)
-                save_tree(workdir, f"verifier_s{seed}", vparams)
-                write_json_atomic(os.path.join(workdir, "stages", f"verifier_s{seed}.json"), {
-                    "auroc": ei_lib.auroc(held, labels[hold]), "n_examples": len(seqs),
-                    "pos_frac": float(labels.mean()), "seconds": time.time() - tv,
-                    "heldout_acc": float(((held >= 0.5) == labels[hold]).mean())})
-            ev["verifier"] = read_json(os.path.join(workdir, "stages", f"verifier_s{seed}.json"))
-
+            _distill_eval(R, distill, seed, ev)
+        vparams = _verifier(R, seed, ev) if _needs_learned_verifier(config) else None
         for method in config.ei.methods:
-            name = f"ei_{method}_s{seed}"
-            best = load_tree(workdir, name, params)
-            hist_path = os.path.join(workdir, "stages", f"{name}.json")
-            if best is None or not os.path.exists(hist_path):
-                te = time.time()
-                best, hist = run_ei(params, mc, splits, pools, config=config, method=method, seed=seed,
-                                    vparams=vparams, vc=vc)
-                save_tree(workdir, name, best)
-                write_json_atomic(hist_path, {"history": hist, "seconds": time.time() - te})
-            histories.setdefault(method, {})[seed] = read_json(hist_path)["history"]
-            cgd = METHOD_SPEC.get(method, (None, True))[1]
-            splits_eval = ("test", "ood") if not method.startswith("hack") else ("test",)
-            for split in splits_eval:
-                if method in COT_METHODS:
-                    ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_cot,
-                                                          best, mc, splits[split], config=config)
-                else:
-                    ev[f"{method}/{split}"] = cached_eval(workdir, f"eval_{method}_{split}_s{seed}", evaluate_decomp,
-                                                          best, mc, splits[split], config=config, eps=config.eps_star,
-                                                          cgd=cgd)
-            if method == "autoprm":
-                for eps in config.eval.eps_sweep:
-                    if abs(eps - config.eps_star) < 1e-9:  # the same evaluation as autoprm/test
-                        ev[f"eps{eps:.1f}/test"] = ev["autoprm/test"]
-                        continue
-                    ev[f"eps{eps:.1f}/test"] = cached_eval(workdir, f"eval_eps{eps:.1f}_s{seed}", evaluate_decomp, best,
-                                                           mc, splits["test"], config=config, eps=eps, cgd=True)
-                if config.eval.n_rerank:
-                    reward_for = functools.partial(make_reward, "learned", cgd=True, vparams=vparams, vc=vc,
-                                                   batch_rows=config.eval.batch_rows, bucket=config.eval.prompt_bucket)
-                    beams = "" if config.eval.rerank_beams == 1 else f"_b{config.eval.rerank_beams}"
-                    ev["rerank/test"] = cached_eval(workdir, f"eval_rerank{beams}_s{seed}", evaluate_rerank, best, mc,
-                                                    splits["test"][:config.eval.n_rerank], config=config,
-                                                    key=jax.random.key(seed), reward_fn_for=reward_for)
-                if seed == 0 and config.eval.n_examples:
-                    probs = splits["test"][:config.eval.n_examples]
-                    extras["examples"] = cached_json(workdir, "examples", lambda b=best, pr=probs: _examples(
-                        pr, evaluate_decomp(b, mc, pr, config=config, eps=config.eps_star, cgd=True), len(pr)))
-        if seed == 0 and config.eval.n_examples and not extras["examples"]:  # no AutoPRM run: SFT-Decomp's
-            probs = splits["test"][:config.eval.n_examples]
-            extras["examples"] = cached_json(workdir, "examples_sft", lambda p=params, pr=probs: _examples(
-                pr, evaluate_decomp(p, mc, pr, config=config, eps=config.eps_star, cgd=True), len(pr)))
+            _method_stage(R, seed, method, vparams, ev, histories, extras)
         timings[f"seed{seed}_seconds"] = time.time() - t_seed
+    if config.eval.n_examples and not extras["examples"]:  # no AutoPRM run: SFT-Decomp's, seed 0
+        probs = R.splits["test"][:config.eval.n_examples]
+        params = _seed_params(R.sft, 0)
+        extras["examples"] = cached_json(workdir, "examples_sft", lambda: _examples(
+            probs, evaluate_decomp(params, mc, probs, config=config, eps=config.eps_star, cgd=True), len(probs)))
 
     metrics, claims = claims_lib.compute(config, evals, histories)
     metrics.update({f"time/{k}": v for k, v in timings.items()})
     metrics.update({"time/total_seconds": time.time() - t0, "n_params": transformer.count_params(one),
                     "n_params_verifier": transformer.count_params(transformer.init_params(vc, jax.random.key(0))),
                     "sft_train_tokens": int(config.train.steps * sum(  # padded tokens a step, by the plans
-                        rows * length for plan in batch.values() for _, _, length, rows in plan))})
+                        rows * length for plan in R.batch.values() for _, _, length, rows in plan))})
     from projects.autoprm import plots  # matplotlib only when a run reaches its plots
     plot_files = plots.make_all(workdir, evals, histories, config)
     write_json_atomic(os.path.join(workdir, "examples.json"), extras["examples"])

@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 from harness import reproduce as runner
 from projects import reproduce
@@ -95,3 +98,20 @@ def test_readme_table_keeps_rows_of_projects_without_results(tmp_path):
     rows = readme.project_rows(str(tmp_path), current)
     built = [p.name for p in readme.reproduce.REGISTRY if p.built]
     assert all(current[name] in rows.splitlines() for name in built)
+
+
+def test_xla_thread_mode_from_config_is_checked_and_the_environment_overrides_it(monkeypatch):
+    """A config's xla_cpu_threads must be 'single' or 'default' (one line naming the field); REPROJAX_XLA_THREADS
+    overrides it; with JAX already started nothing is changed."""
+    from harness import runtime
+    from harness.validation import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("config.xla_cpu_threads='many' is invalid: expected one of "
+                                                    "['single', 'default']")):
+        runtime.configure_xla_cpu_threads("many")
+    monkeypatch.setenv("REPROJAX_XLA_THREADS", "bogus")
+    with pytest.raises(ConfigError, match="REPROJAX_XLA_THREADS='bogus' is invalid"):
+        runtime.configure_xla_cpu_threads("default")
+    monkeypatch.delenv("REPROJAX_XLA_THREADS")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert runtime.configure_xla_cpu_threads("default") == "default"

@@ -109,6 +109,7 @@ def test_sigkill_then_rerun_resumes_to_identical_results(tmp_path):
     ("eps_star", 1.5, "config.eps_star=1.5 is invalid"),
     ("ei.pg_kl", -0.1, "config.ei.pg_kl=-0.1 is invalid: expected a finite number >= 0.0"),
     ("ei.pg_adv_norm", "std", "config.ei.pg_adv_norm='std' is invalid: expected one of ['mean', 'mean_std']"),
+    ("workers", 0, "config.workers=0 is invalid: expected an integer >= 1 and <= 64"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted, before anything runs."""
@@ -273,3 +274,69 @@ def test_smoke_with_pg_shares_autoprm_rollouts_and_reports_pg_claim(tmp_path):
     assert [c["id"] for c in res["claims"]] == CLAIM_IDS + ["PG"]
     assert by_id["PG"]["holds"] in (None, False) and "our addition" in by_id["PG"]["claim"]
     assert "autoprm_pg/test/accuracy" in res["metrics"] and "ei/autoprm_pg/pg_kl_last_round1" in res["metrics"]
+
+
+def test_work_units_cover_every_stage_once_verifiers_first_and_claims_are_exclusive(tmp_path):
+    """The units the worker processes share: Distilling-LM and every seed's learned verifier before any EI method,
+    each (method, seed) and each seed's SFT evaluations exactly once; a unit is claimed by one process only, and
+    a killed run's claims are cleared before the next run's workers start."""
+    config = default.get_config("paper")
+    units = run.work_units(config)
+    assert len(units) == len(set(units))
+    seeds = range(config.num_seeds)
+    assert units[:4] == ["distill"] + [f"verifier_s{s}" for s in seeds]
+    assert {u for u in units if u.startswith("ei_")} == {f"ei_{m}_s{s}" for m in config.ei.methods for s in seeds}
+    assert units[-3:] == [f"sft_s{s}" for s in seeds]
+    config.ei.methods, config.distill.steps = ("autoprm_oraclev", "orm_rl"), 0  # no learned verifier needed
+    assert run.work_units(config) == ["ei_autoprm_oraclev_s0", "ei_orm_rl_s0", "ei_autoprm_oraclev_s1", "ei_orm_rl_s1",
+                                      "ei_autoprm_oraclev_s2", "ei_orm_rl_s2", "sft_s0", "sft_s1", "sft_s2"]
+    os.makedirs(tmp_path / "stages" / "claims")
+    assert run._claim(str(tmp_path), "verifier_s0") and not run._claim(str(tmp_path), "verifier_s0")
+
+
+@pytest.mark.slow  # ≈ 2.5 min on 2 cores: two launches of the smoke preset with two seeds and Distilling-LM
+def test_two_worker_processes_give_the_single_process_results(tmp_path):
+    """`workers=2` runs the stages after SFT in two spawned processes sharing the stage cache; every stage's
+    parameters, every metric and the decoded examples equal a one-process run's (a stage's keys depend on its seed
+    and method only, not on the process computing it); the claim files are gone afterwards. Both runs are launched
+    the same way (the command line), so they run under the same XLA settings."""
+    import numpy as np
+
+    env = dict(os.environ, REPROJAX_PROGRESS="0", PYTHONPATH=ROOT)
+    runs = {}
+    for workers in (1, 2):
+        workdir = tmp_path / f"w{workers}"
+        cmd = [sys.executable, "-m", "projects.autoprm.main", "--config=configs/autoprm/default.py:smoke",
+               f"--workdir={workdir}", "--config.num_seeds=2", "--config.distill.steps=10",
+               f"--config.workers={workers}"]
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[workers] = workdir
+    one, two = runs[1], runs[2]
+    assert not (two / "stages" / "claims").exists()
+    a, b = (json.load(open(w / "results.json"))["metrics"] for w in (one, two))
+    for k, v in a.items():
+        if not k.startswith("time/"):
+            assert b[k] == pytest.approx(v, rel=0, abs=0, nan_ok=True), k  # equal, NaN included
+    names = sorted(p.name for p in (one / "stages").glob("*.npz"))
+    assert len(names) == 6  # 2 verifiers and 2 EI methods x 2 seeds
+    for name in names:
+        x, y = np.load(one / "stages" / name), np.load(two / "stages" / name)
+        assert all(np.array_equal(x[k], y[k]) for k in x), name
+    for name in ("distill_qd", "distill_qa", "sft"):  # checkpoints of the trained models exist in both
+        assert (one / name).is_dir() and (two / name).is_dir(), name
+    assert json.load(open(one / "examples.json")) == json.load(open(two / "examples.json"))
+
+
+def test_readme_shows_the_decoded_problems_of_the_run_it_quotes(tmp_path):
+    """The README block renders the examples.json written beside the results.json it quotes (a recorded paper run's
+    own problems, not the default quick run's), and none when that run wrote none."""
+    from projects.autoprm import readme
+
+    results = json.load(open(os.path.join(ROOT, "recorded_runs", "autoprm_paper_staged_cpu", "results.json")))
+    examples = [{"problem": "ann has 3 . how many does ann have ?", "gold": 3, "n_steps": 1,
+                 "subquestions": ["how many does ann have ?"], "subsolutions": ["3"], "correct": True}]
+    json.dump(examples, open(tmp_path / "examples.json", "w"))
+    block = readme.render(results, run_dir=str(tmp_path))
+    assert "ann has 3 . how many does ann have ?   [gold 3, right]" in block
+    assert "Decoded test problems" not in readme.render(results, run_dir=str(tmp_path / "elsewhere"))

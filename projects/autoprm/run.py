@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness import outputs, validation
+from harness import outputs, runtime, validation
 from lib import arith_checks as checks
 from lib import arith_domain as ad
 from lib import decoding, losses, stats, transformer
@@ -141,6 +141,7 @@ def validate(config) -> None:
     validation.require_int(config, "eval.n_examples", min_value=0)
     validation.require_int(config, "distill.steps", min_value=0)
     validation.require_int(config, "workers", min_value=1, max_value=64)
+    validation.require_choice(config, "xla_cpu_threads", list(runtime.XLA_THREAD_MODES))
 
 
 def domain_kwargs(config) -> dict:

@@ -110,6 +110,7 @@ def test_sigkill_then_rerun_resumes_to_identical_results(tmp_path):
     ("ei.pg_kl", -0.1, "config.ei.pg_kl=-0.1 is invalid: expected a finite number >= 0.0"),
     ("ei.pg_adv_norm", "std", "config.ei.pg_adv_norm='std' is invalid: expected one of ['mean', 'mean_std']"),
     ("workers", 0, "config.workers=0 is invalid: expected an integer >= 1 and <= 64"),
+    ("xla_cpu_threads", "many", "config.xla_cpu_threads='many' is invalid: expected one of ['single', 'default']"),
 ])
 def test_bad_config_names_field_value_and_accepted(field, value, message):
     """validate() names the field, the value and what is accepted, before anything runs."""

@@ -906,8 +906,12 @@ def _sft_evals(R: _Run, seed: int, ev: dict) -> None:
                                                 eps=R.config.eps_star, cgd=True)
 
 
+def _uses_learned_verifier(method: str) -> bool:
+    return METHOD_SPEC.get(method, ("",))[0] == "learned"
+
+
 def _needs_learned_verifier(config) -> bool:
-    return any(METHOD_SPEC.get(m, ("",))[0] == "learned" for m in config.ei.methods)
+    return any(_uses_learned_verifier(m) for m in config.ei.methods)
 
 
 def _verifier(R: _Run, seed: int, ev: dict, *, wait: bool = False):
@@ -1033,7 +1037,7 @@ def run_unit(R: _Run, unit: str) -> None:
         method, seed = rest.rsplit("_s", 1)
         seed = int(seed)
         vparams = None
-        if METHOD_SPEC.get(method, ("",))[0] == "learned":
+        if _uses_learned_verifier(method):
             vparams = _verifier(R, seed, scratch, wait=True)
         _method_stage(R, seed, method, vparams, scratch, {}, {"examples": []})
 
@@ -1060,7 +1064,7 @@ def run_workers(config, workdir: str) -> None:
     shutil.rmtree(claims, ignore_errors=True)  # a killed run's claims: their stages are not cached, redo them
     os.makedirs(claims)
     saved = {k: os.environ.get(k) for k in ("XLA_FLAGS", "OMP_NUM_THREADS", "REPROJAX_PROGRESS")}
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    os.environ.setdefault("XLA_FLAGS", runtime.SINGLE_THREAD_XLA_FLAGS)
     os.environ.update(OMP_NUM_THREADS="1", REPROJAX_PROGRESS="0")  # inherited at spawn
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=worker_main, args=(config, workdir, i, os.getpid()), name=f"autoprm-worker-{i}")
@@ -1076,17 +1080,16 @@ def run_workers(config, workdir: str) -> None:
                 os.environ[k] = v
     try:
         with progress(len(work_units(config)), desc="autoprm stages after SFT", unit="stage") as bar:
-            while any(p.is_alive() for p in procs):
+            while True:
+                running = any(p.is_alive() for p in procs)  # read before the exit codes: none is missed
                 failed = [p for p in procs if p.exitcode not in (None, 0)]
                 if failed:
                     raise RuntimeError(f"autoprm: worker process {failed[0].name} exited with code "
                                        f"{failed[0].exitcode}; rerun the same command to resume from the cached stages")
                 bar.update(sum(f.endswith(".done") for f in os.listdir(claims)) - bar.n)
+                if not running:
+                    break
                 time.sleep(1.0)
-        failed = [p for p in procs if p.exitcode != 0]
-        if failed:
-            raise RuntimeError(f"autoprm: worker process {failed[0].name} exited with code {failed[0].exitcode}; "
-                               "rerun the same command to resume from the cached stages")
     finally:
         for p in procs:
             if p.is_alive():

@@ -1044,6 +1044,7 @@ def run_unit(R: _Run, unit: str) -> None:
 
 def worker_main(config, workdir: str, index: int, parent: int) -> None:
     """A worker process: claims units in `work_units` order until none is left, or its parent is gone (killed)."""
+    runtime.use_compilation_cache(os.path.join(workdir, "xla_cache"))  # shared with the other workers
     R = _setup(config, workdir)
     _train_main_sft(R)  # already trained by the parent: restored from its checkpoint
     for unit in work_units(config):
@@ -1104,6 +1105,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     validate(config)
     t0 = time.time()
     os.makedirs(workdir, exist_ok=True)
+    if config.workers > 1:  # the workers compile many of the same programs: each loads what another compiled
+        runtime.use_compilation_cache(os.path.join(workdir, "xla_cache"))
     R = _setup(config, workdir)
     mc, vc = R.mc, R.vc
     _train_main_sft(R)

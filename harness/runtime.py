@@ -21,10 +21,10 @@ def configure_xla_cpu_threads(preferred: str = "single") -> str:
 
     Default "single": on the 2-core reference machine the projects' small-matrix steps ran 1.7×
     faster single-threaded than with XLA's default thread pool (benchmarks/RESULTS.md). A config may
-    prefer "default" (its `xla_cpu_threads` field: autoprm's paper preset, whose 3-seed SFT step ran
-    0.59 s against 0.71 s single-threaded); REPROJAX_XLA_THREADS=single|default overrides both, and an
-    XLA_FLAGS you set yourself always wins. Multi-device CPU runs keep the default (forced CPU devices
-    hung in collectives under the single-thread flags; DESIGN.md)."""
+    prefer "default" (its `xla_cpu_threads` field: autoprm's paper preset, whose 3-seed SFT step ran 0.98-1.13×
+    as fast with the pool in three runs of benchmarks/autoprm_sft_threads.py); REPROJAX_XLA_THREADS=single|default
+    overrides both, and an XLA_FLAGS you set yourself always wins. Multi-device CPU runs keep the default (forced
+    CPU devices hung in collectives under the single-thread flags; DESIGN.md)."""
     if preferred not in XLA_THREAD_MODES:
         raise ConfigError(f"config.xla_cpu_threads={preferred!r} is invalid: expected one of {list(XLA_THREAD_MODES)}")
     mode = os.environ.get("REPROJAX_XLA_THREADS", preferred)

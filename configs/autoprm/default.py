@@ -136,8 +136,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif preset == "paper":
         c.num_seeds = 3
         c.workers = 2  # the 2 cores, one process each, for everything after SFT
-        c.xla_cpu_threads = "default"  # SFT (3 seeds vmapped) in the main process: 0.59 s a step, 0.71 single
-        # cut toward the ≈ 1 h target (79.6 min measured with the workers, README "The paper preset"): 2 EI rounds
+        c.xla_cpu_threads = "default"  # SFT (3 seeds): 0.98-1.13x single, noise (benchmarks/RESULTS.md)
+        # kept: "single" sums in another order and would change the recorded SFT models and every result
+        # cut toward the ≈ 1 h target (77.0 min measured with the workers, README "The paper preset"): 2 EI rounds
         # (the 3-round run's validation accuracy peaked at round 1 and fell after), 400 problems a round, reranked
         # search on 100 test problems
         c.ei.rounds, c.ei.n_problems, c.eval.n_rerank = 2, 400, 100

@@ -57,3 +57,30 @@ def test_reexec_restarts_once_with_the_same_arguments(tmp_path):
                          check=True).stdout.splitlines()
     assert out == ["start None ['a', '--b=1']", "start glibc.malloc.hugetlb=1 ['a', '--b=1']",
                    "run glibc.malloc.hugetlb=1 ['a', '--b=1']"]
+
+
+def test_compilation_cache_goes_to_the_given_directory_unless_the_environment_names_one(tmp_path):
+    script = tmp_path / "compile.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from harness import runtime
+        print(runtime.use_compilation_cache(sys.argv[1], min_compile_secs=0))
+        import jax
+        print(float(jax.jit(lambda x: x * 2.0 + 1.0)(20.0)))
+    """))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    given, named = tmp_path / "given", tmp_path / "named"
+
+    def run(env):
+        return subprocess.run([sys.executable, str(script), str(given)], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert run(env) == [str(given), "41.0"]
+    entries = sorted(os.listdir(given))
+    assert entries  # the program was written to the cache
+    assert run(env) == [str(given), "41.0"]  # a second process loads it: same result, nothing new compiled
+    assert sorted(os.listdir(given)) == entries
+    assert run({**env, "JAX_COMPILATION_CACHE_DIR": str(named)}) == [str(named), "41.0"]
+    assert os.listdir(named) and sorted(os.listdir(given)) == entries

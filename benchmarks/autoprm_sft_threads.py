@@ -41,11 +41,8 @@ def child(steps: int, chunks: int) -> dict:
     from projects.autoprm import run
 
     config = default.get_config("paper")
-    splits = run.build_splits(config)
-    pools = run.build_pools(config, splits["train"])
-    batch = {task: run.length_plan(pools[task], rows, config.train.length_buckets) for task, rows in
-             (("cot", config.train.batch_cot), ("qd", config.train.batch_qd), ("qa", config.train.batch_qa))}
-    mc = run.model_config(config)
+    R = run._setup(config, workdir="")  # the preset's splits, SFT pools and length plans, as the run builds them
+    pools, batch, mc = R.pools, R.batch, R.mc
     tx = run.sft_optimizer(config)
     keys = stats.seed_keys(config.seed, config.num_seeds)
     params = jax.vmap(lambda k: transformer.init_params(mc, jax.random.fold_in(k, 0)))(keys)

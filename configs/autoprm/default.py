@@ -140,8 +140,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # kept: "single" sums in another order and would change the recorded SFT models and every result
         # cut to the ≈ 1 h target (README "The paper preset"): 2 EI rounds (the 3-round run's validation accuracy
         # peaked at round 1 and fell after), 300 problems and 50 fine-tuning steps a round (400 and 100 took
-        # 77.0 min; 50 steps of 32 rows is ≈ 8 passes over a round's ≈ 190 kept chains), reranked search on 100
-        # test problems
+        # 77.0 min, this 57.7 min; 50 steps of 32 rows is ≈ 7 passes over a round's ≈ 210 kept AutoPRM chains),
+        # reranked search on 100 test problems
         c.ei.rounds, c.ei.n_problems, c.ei.steps, c.eval.n_rerank = 2, 300, 50, 100
         # generation calls of 64 rows with prompts padded to 32 tokens: one EI round's rollouts (400 problems) 18.3 s
         # against 26.5 s at 256 rows / 64 tokens on one core, the same samples (rows keep their keys; README)

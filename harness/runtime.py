@@ -19,8 +19,11 @@ XLA_THREAD_MODES = ("single", "default")
 def configure_xla_cpu_threads(preferred: str = "single") -> str:
     """Chooses XLA's CPU threading before JAX starts; returns the mode used.
 
-    Default "single": on the 2-core reference machine the projects' small-matrix steps ran 1.7×
-    faster single-threaded than with XLA's default thread pool (benchmarks/RESULTS.md). A config may
+    Default "single" (`--xla_cpu_multi_thread_eigen=false`, Eigen's thread pool off): on the 2-core reference machine
+    the projects' small-matrix steps ran 1.7× faster with it than with XLA's default thread pool (benchmarks/RESULTS.md).
+    It is not one thread per process: on jax 0.10 XLA's CPU kernels (dots, large elementwise fusions) still run on an
+    intra-op pool of one thread per core, and a process alone kept 1.7-2.0 of the 2 cores busy (benchmarks/RESULTS.md,
+    "XLA CPU threads"); pin the process (`os.sched_setaffinity`) for one core. A config may
     prefer "default" (its `xla_cpu_threads` field: autoprm's paper preset, whose 3-seed SFT step ran 0.98-1.13×
     as fast with the pool in three runs of benchmarks/autoprm_sft_threads.py); REPROJAX_XLA_THREADS=single|default
     overrides both, and an XLA_FLAGS you set yourself always wins. Multi-device CPU runs keep the default (forced

@@ -20,7 +20,7 @@ def configure_xla_cpu_threads(preferred: str = "single") -> str:
     """Chooses XLA's CPU threading before JAX starts; returns the mode used.
 
     Default "single" (`--xla_cpu_multi_thread_eigen=false`, Eigen's thread pool off): on the 2-core reference machine
-    the projects' small-matrix steps ran 1.7× faster with it than with XLA's default thread pool (benchmarks/RESULTS.md).
+    the projects' small-matrix steps ran 1.7× faster with it than with XLA's thread pool (benchmarks/RESULTS.md).
     It is not one thread per process: on jax 0.10 XLA's CPU kernels (dots, large elementwise fusions) still run on an
     intra-op pool of one thread per core, and a process alone kept 1.7-2.0 of the 2 cores busy (benchmarks/RESULTS.md,
     "XLA CPU threads"); pin the process (`os.sched_setaffinity`) for one core. A config may

@@ -4,7 +4,7 @@
     harness/cli.py          the launcher behind every `projects/<p>/main.py`: flags, config overrides, one-line errors
     harness/rundir.py       the workdir: writable, `--fresh`, `config.json` (a different config is refused)
     harness/outputs.py      `claim` and `results.json`, the shape `projects.reproduce` reads
-    harness/runtime.py      process settings chosen before JAX starts: XLA CPU threads, 2 MB malloc pages
+    harness/runtime.py      process settings chosen before JAX starts: XLA CPU threads, malloc pages and heap
     harness/plotting.py     matplotlib figures without pyplot's global state
     harness/reproduce.py    runs projects' presets in subprocesses and writes runs/report.md
     harness/readme.py       writes README result blocks from results.json (`python -m harness.readme <p>`)

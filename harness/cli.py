@@ -172,6 +172,7 @@ def run_main(project: str, config, workdir: str, *, module: str = "train", fresh
     n_dev = config.get("num_devices", 1)
     preferred = config.get("xla_cpu_threads", "single")
     threads = runtime.configure_xla_cpu_threads(preferred) if n_dev in (0, 1) else "default"
+    heap = "retained" if runtime.retain_freed_memory() else "default"  # before JAX's threads start (see runtime)
     import jax  # here, not at the top: XLA reads its thread flags when JAX starts, and they are set just above
 
     mod = importlib.import_module(f"projects.{project}.{module}")
@@ -179,7 +180,7 @@ def run_main(project: str, config, workdir: str, *, module: str = "train", fresh
     mod.validate(config)
     rundir.prepare(config, workdir, fresh=fresh)
     print(f"{project}: preset={config.get('preset')} devices={jax.local_devices()} xla_cpu_threads={threads} "
-          f"malloc_pages={pages}")
+          f"malloc_pages={pages} malloc_heap={heap}")
     results = mod.train_and_evaluate(config, workdir)
     for c in results["claims"]:
         mark = {True: "holds", False: "FAILS", None: "n/a"}[c["holds"]]

@@ -1,4 +1,5 @@
-"""Process settings chosen before JAX starts: XLA's CPU thread pool and glibc's 2 MB malloc pages."""
+"""Process settings chosen before JAX starts: XLA's CPU thread pool, glibc's 2 MB malloc pages and, opt-in, a
+retained malloc heap."""
 
 from __future__ import annotations
 
@@ -54,6 +55,53 @@ def use_compilation_cache(directory: str, min_compile_secs: float = 0.5) -> str:
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_secs))
     return path
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc's mallopt parameters (malloc.h)
+
+
+def retain_freed_memory(environ: dict | None = None) -> bool:
+    """Tells glibc's malloc, in this running process, to keep freed memory for reuse: one arena for every thread,
+    no `mmap` for large blocks, never trim the heap's top (`mallopt` M_ARENA_MAX=1, M_MMAP_MAX=0,
+    M_TRIM_THRESHOLD=-1). Returns whether it applied: glibc on Linux and REPROJAX_RETAIN_HEAP=1 (off by default).
+
+    Why: XLA's CPU runtime allocates each execution's temporaries as one block (2.26 GB for SmolLM2-135M's
+    fine-tuning step at 8 × 128 tokens, about 700 MB for two_hop's paper-size step) from the thread that runs it,
+    and frees it at the end. That thread allocates from a secondary glibc arena, which serves any block over
+    64 MB with `mmap` and unmaps it when freed, whatever M_MMAP_THRESHOLD says, so every step faults the whole
+    block in again, 4 KB at a time: 551k page faults and 4-6 s of kernel time in an 18 s SmolLM2 step on the
+    reference VM (benchmarks/RESULTS.md, "SmolLM2-135M"). With this the block comes from the main heap and is
+    reused: no page fault after the first step. The price: the process keeps its peak heap until it exits.
+
+    Off by default until measured on a quieter machine: in the recorded run of benchmarks/lm_finetune_probe.py
+    (benchmarks/RESULTS.md, "lm fine-tuning step") it took the undonated step from 894k faults and 26.2 s to 99k and
+    12.2 s (PyTorch eager, same setting: 13.9 s), and the donated step from 637k / 27.2 s to 137k / 17.7 s, but in
+    benchmarks/lm_decode.py's child, which also decodes and runs PyTorch, one run kept 549k faults per step, and the
+    machine's speed varied by 1.5× within the hour (2026-12-07).
+
+    Call it before JAX starts its threads (a thread keeps the arena it first allocated from); calling it later, or
+    twice, is harmless. `mallopt` acts on the running process, so no restart is needed (GLIBC_TUNABLES
+    glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=... does the same from the
+    environment, for other programs)."""
+    if not retain_heap_enabled(environ) or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return all(libc.mallopt(param, value) == 1
+               for param, value in ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
+
+
+def retain_heap_enabled(environ: dict | None = None) -> bool:
+    """REPROJAX_RETAIN_HEAP ("0", the default, or "1") read from `environ` (default os.environ); ConfigError on
+    any other value."""
+    mode = (os.environ if environ is None else environ).get("REPROJAX_RETAIN_HEAP", "0")
+    if mode not in ("0", "1"):
+        raise ConfigError(f"REPROJAX_RETAIN_HEAP={mode!r} is invalid: expected '0' (default) or '1'")
+    return mode == "1"
 
 
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"

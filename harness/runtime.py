@@ -69,9 +69,10 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
     fine-tuning step at 8 × 128 tokens, about 700 MB for two_hop's paper-size step) from the thread that runs it,
     and frees it at the end. That thread allocates from a secondary glibc arena, which serves any block over
     64 MB with `mmap` and unmaps it when freed, whatever M_MMAP_THRESHOLD says, so every step faults the whole
-    block in again, 4 KB at a time: 551k page faults and 4-6 s of kernel time in an 18 s SmolLM2 step on the
-    reference VM (benchmarks/RESULTS.md, "SmolLM2-135M"). With this the block comes from the main heap and is
-    reused: no page fault after the first step. The price: the process keeps its peak heap until it exits.
+    block in again, 4 KB at a time: 551k page faults per SmolLM2 step on the reference VM (benchmarks/RESULTS.md,
+    "lm fine-tuning step"), 4-6 s of kernel time per step by getrusage. With this the block comes from the main
+    heap and is reused: in a process that ran one jitted SmolLM2 step, no page fault from the third step on. The
+    price: the process keeps its peak heap until it exits.
 
     Off by default until measured on a quieter machine: in the recorded run of benchmarks/lm_finetune_probe.py
     (benchmarks/RESULTS.md, "lm fine-tuning step") it took the undonated step from 894k faults and 26.2 s to 99k and

@@ -78,7 +78,10 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
     (benchmarks/RESULTS.md, "lm fine-tuning step") it took the undonated step from 894k faults and 26.2 s to 99k and
     12.2 s (PyTorch eager, same setting: 13.9 s), and the donated step from 637k / 27.2 s to 137k / 17.7 s, but in
     benchmarks/lm_decode.py's child, which also decodes and runs PyTorch, one run kept 549k faults per step, and the
-    machine's speed varied by 1.5× within the hour (2026-12-07).
+    machine's speed varied by 1.5× within the hour (2026-12-07). A process jitting only the undonated step, six steps
+    (one core, getrusage and /proc/self/statm): retained, faults 813k, 261k, 0, 29k, 153k, 24k and resident memory
+    growing 4.9 → 6.7 GiB (the freed blocks fragment, so the heap keeps growing), 14.0-21.2 s after the first; by
+    default 438k faults a step from the third on, resident memory flat at 6.3 GiB, 14.2-16.5 s.
 
     Call it before JAX starts its threads (a thread keeps the arena it first allocated from); calling it later, or
     twice, is harmless. `mallopt` acts on the running process, so no restart is needed (GLIBC_TUNABLES

@@ -167,6 +167,8 @@ def main():
 
     def run(kind, heap="0", donation_ab=False):
         if args.replay:
+            if (kind, heap) not in replay:
+                raise SystemExit(f"--replay={args.replay!r}: no '{kind} {heap} {{...}}' line in the log")
             return replay[(kind, heap)]
         env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "REPROJAX_RETAIN_HEAP": heap}
         env.pop("GLIBC_TUNABLES", None)

@@ -147,8 +147,9 @@ def main(registry: Sequence[Project], argv=None) -> int:
     if os.path.exists(args.runs_dir) and not os.path.isdir(args.runs_dir):
         return fail(f"--runs_dir={args.runs_dir!r} is invalid: it is a file, expected a directory")
     try:
-        runtime.huge_pages_env()  # a bad REPROJAX_HUGE_PAGES or REPROJAX_RETAIN_HEAP fails here, once, not in
-        runtime.retain_heap_enabled()  # every child
+        # a bad REPROJAX_HUGE_PAGES or REPROJAX_RETAIN_HEAP fails here, once, not in every child
+        runtime.huge_pages_env()
+        runtime.retain_heap_enabled()
     except ValueError as e:
         return fail(str(e))
     outcomes = {n: run_project(known[n], preset=args.preset, runs_dir=args.runs_dir, fresh=args.fresh)

@@ -150,7 +150,8 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
 # Rows per chunk of the fused head + log-softmax (forward(labels=...), losses.head_label_logprobs). With 1024-row
 # chunks XLA computes the logits once for forward and backward at up to 1024 rows (it merges the backward's
 # recomputation with the forward's product), and SmolLM2-135M's step at 8 × 128 tokens ran 12.30 s against 13.14 s
-# with 128 rows when the process's heap was retained (harness.runtime.retain_freed_memory); with glibc's defaults
+# with 128 rows when the process's heap was retained (harness.runtime.retain_freed_memory; an ad-hoc
+# same-process A/B, 2026-12-07, not in RESULTS.md); with glibc's defaults
 # the bigger chunk's [1024, V] logits (200 MB) add to the block of temporaries faulted in every step, and the step
 # ran 27.16 s against 24.79 s (benchmarks/RESULTS.md, "lm fine-tuning step"), so the default stays at 128.
 HEAD_CHUNK = 128

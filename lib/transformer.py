@@ -147,15 +147,15 @@ def _torch_uniform(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-# Rows per chunk of the fused head + log-softmax (forward(labels=...), losses.head_label_logprobs). With 1024-row
-# chunks XLA computes the logits once for forward and backward at up to 1024 rows (it merges the backward's
-# recomputation with the forward's product), and SmolLM2-135M's step at 8 × 128 tokens ran 12.30 s against 13.14 s
-# with 128 rows when the process's heap was retained (harness.runtime.retain_freed_memory; an ad-hoc
-# same-process A/B, 2026-12-07, not in RESULTS.md); with glibc's defaults
-# the bigger chunk's [1024, V] logits (200 MB) add to the block of temporaries faulted in every step, and the step
-# ran 27.16 s against 24.79 s (benchmarks/RESULTS.md, "lm fine-tuning step"), so the default stays at 128.
-HEAD_CHUNK = 128
-WIDE_DW_MIN = 1536  # kernel widths from which the weight gradient's xᵀ is made contiguous first (see _dot)
+# Rows per chunk of the fused head + log-softmax (forward(labels=...), losses.head_label_logprobs). Up to 1024 rows
+# (SmolLM2-135M's fine-tuning step at 8 × 128 tokens) the head is one chunk, and XLA computes its logits once for
+# forward and backward (it merges the backward's recomputation with the forward's product); with 128-row chunks the
+# backward recomputes them and accumulates the table's gradient over 8 short products. Same process, one core,
+# interleaved (2026-12-07, ad hoc, not in RESULTS.md): 1024 rows 16.0-17.4 s against 128 rows 19.4-20.0 s with
+# glibc's default heap (user time 12.0-13.6 s against 13.6-15.4 s). The cost: one [1024, V] logits block (200 MB
+# for a 49 152-word vocabulary) among the step's temporaries.
+HEAD_CHUNK = 1024
+WIDE_DW_MIN = 1536  # kernel sides from which the weight gradient's xᵀ is made contiguous first (see _dot)
 
 
 @jax.custom_vjp
@@ -176,13 +176,15 @@ _matmul_wide.defvjp(_matmul_wide_fwd, _matmul_wide_bwd)
 
 
 def _dot(x, w, dimension_numbers, precision=None):
-    """nn.Dense's dot. For a 2-D `x` and a kernel at least WIDE_DW_MIN wide (SmolLM2's gate/up, 576×1536), the
-    weight gradient `xᵀ·g` is computed from a contiguous copy of `xᵀ` (kept apart from the dot by an optimization
-    barrier): with 1024 rows XLA's CPU dot runs `xᵀ·g` with the transposed left operand at 46 GFLOP/s at this width
-    and from the contiguous copy at 60 (PyTorch 83; one core, the matrix-product table of benchmarks/RESULTS.md, "lm
-    fine-tuning step"). Narrower kernels keep autodiff's dot, no slower there. Same sums: equal to float32 rounding
-    (tests/lib/test_losses.py)."""
-    if x.ndim == 2 and w.ndim == 2 and w.shape[1] >= WIDE_DW_MIN and dimension_numbers == (((1,), (0,)), ((), ())):
+    """nn.Dense's dot. For a 2-D `x` and a kernel with a side of at least WIDE_DW_MIN (SmolLM2's gate/up 576×1536 and
+    down 1536×576), the weight gradient `xᵀ·g` is computed from a contiguous copy of `xᵀ` (kept apart from the dot by
+    an optimization barrier): with 1024 rows XLA's CPU dot runs `xᵀ·g` with the transposed left operand at 46 GFLOP/s
+    for gate/up and from the contiguous copy at 60 (PyTorch 83; one core, the matrix-product table of
+    benchmarks/RESULTS.md, "lm fine-tuning step"). For down, inside SmolLM2's whole step, XLA's profile (2026-12-07,
+    one core, heap retained) put autodiff's form on its generic dot at 1.26× the time of down's forward product and
+    the contiguous copy's on the same kernels as the forward, at 1.01×. Smaller kernels keep autodiff's dot, no slower
+    there. Same sums: equal to float32 rounding (tests/lib/test_losses.py)."""
+    if x.ndim == 2 and w.ndim == 2 and max(w.shape) >= WIDE_DW_MIN and dimension_numbers == (((1,), (0,)), ((), ())):
         return _matmul_wide(x, w)
     return jax.lax.dot_general(x, w, dimension_numbers, precision=precision)
 

@@ -165,7 +165,7 @@ def torch_finetune_step(ref, tokens):
     return step
 
 
-def real_child(name: str, threads: int, new: int, ft_len: int, repeats: int) -> dict:
+def real_child(name: str, threads: int, new: int, repeats: int) -> dict:
     """One thread setting's decoding rows for a packaged pretrained model (run in a fresh process)."""
     import torch
     import transformers
@@ -391,7 +391,7 @@ def main():
         if args.ft_child:
             print(json.dumps(ft_child(args.model, args.ft_child, args.child_threads, args.fwd_len, args.repeats)))
         else:
-            print(json.dumps(real_child(args.model, args.child_threads, args.new, args.fwd_len, args.repeats)))
+            print(json.dumps(real_child(args.model, args.child_threads, args.new, args.repeats)))
         return
     if args.model:
         return real_main(args)

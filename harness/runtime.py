@@ -1,5 +1,5 @@
-"""Process settings chosen before JAX starts: XLA's CPU thread pool, glibc's 2 MB malloc pages and, opt-in, a
-retained malloc heap."""
+"""Process settings chosen before JAX starts: XLA's CPU thread pool, glibc's 2 MB malloc pages and, where a config
+asks for it, a retained malloc heap."""
 
 from __future__ import annotations
 
@@ -60,10 +60,15 @@ def use_compilation_cache(directory: str, min_compile_secs: float = 0.5) -> str:
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc's mallopt parameters (malloc.h)
 
 
-def retain_freed_memory(environ: dict | None = None) -> bool:
+MALLOC_HEAPS = ("default", "retained")
+
+
+def retain_freed_memory(environ: dict | None = None, preferred: str = "default") -> bool:
     """Tells glibc's malloc, in this running process, to keep freed memory for reuse: one arena for every thread,
     no `mmap` for large blocks, never trim the heap's top (`mallopt` M_ARENA_MAX=1, M_MMAP_MAX=0,
-    M_TRIM_THRESHOLD=-1). Returns whether it applied: glibc on Linux and REPROJAX_RETAIN_HEAP=1 (off by default).
+    M_TRIM_THRESHOLD=-1). Returns whether it applied: glibc on Linux, and `preferred` "retained" (a config's
+    `malloc_heap` field; "default" unless a config asks) or REPROJAX_RETAIN_HEAP=1, which overrides the config
+    either way (REPROJAX_RETAIN_HEAP=0 keeps glibc's defaults).
 
     Why: XLA's CPU runtime allocates each execution's temporaries as one block (2.26 GB for SmolLM2-135M's
     fine-tuning step at 8 × 128 tokens, about 700 MB for two_hop's paper-size step) from the thread that runs it,
@@ -74,24 +79,35 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
     heap and is reused: in a process that ran one jitted SmolLM2 step, no page fault from the third step on. The
     price: the process keeps its peak heap until it exits.
 
-    Off by default until measured on a quieter machine: in the recorded run of benchmarks/lm_finetune_probe.py
-    (benchmarks/RESULTS.md, "lm fine-tuning step") it took the undonated step from 894k faults and 26.2 s to 99k and
-    12.2 s (PyTorch eager, same setting: 13.9 s), and the donated step from 637k / 27.2 s to 137k / 17.7 s, but in
-    benchmarks/lm_decode.py's child, which also decodes and runs PyTorch, one run kept 549k faults per step, and the
-    machine's speed varied by 1.5× within the hour (2026-12-07). A process jitting only the undonated step, six steps
-    (one core, getrusage and /proc/self/statm): retained, faults 813k, 261k, 0, 29k, 153k, 24k and resident memory
-    growing 4.9 → 6.7 GiB (the freed blocks fragment, so the heap keeps growing), 14.0-21.2 s after the first; by
-    default 438k faults a step from the third on, resident memory flat at 6.3 GiB, 14.2-16.5 s.
-    Measured as a training run would run it (benchmarks/lm_decode.py's fine-tuning rows, 2026-12-07: each library
-    alone in fresh processes, our step donated, the same heap for both): with the heap retained our step took no
-    page fault and ran 1.01× / 0.97× PyTorch eager's speed at 1 / 2 threads, against 0.79× / 1.03× with glibc's
-    defaults (637k faults a step for ours, 341k for PyTorch).
+    Which configs ask for it: npo's and simnpo's SmolLM2 TOFU configs (`configs/{npo,simnpo}/tofu_smollm2.py`),
+    whose fine-tuning and unlearning steps donate what they train. Their quick pipeline's first stages (fine-tune
+    the original model, 20 steps; evaluate it on forget01; 8 NPO steps; evaluate; 2 cores, the launcher's 2 MB
+    pages; one process each, 2026-12-07) ran 202 s retained against 225 s by default (system time 16 s against
+    42 s; no page fault in any step after the first two of each shape), with peak resident memory 4.9 GiB against
+    4.4 GiB and no growth after the fine-tuning.
+
+    Off by default for every other config until measured on a quieter machine: in the recorded run of
+    benchmarks/lm_finetune_probe.py (benchmarks/RESULTS.md, "lm fine-tuning step") it took the undonated step from
+    894k faults and 26.2 s to 99k and 12.2 s (PyTorch eager, same setting: 13.9 s), and the donated step from 637k /
+    27.2 s to 137k / 17.7 s, but in benchmarks/lm_decode.py's child, which also decodes and runs PyTorch, one run
+    kept 549k faults per step, and the machine's speed varied by 1.5× within the hour (2026-12-07). A process
+    jitting only the undonated step, six steps (one core, getrusage and /proc/self/statm): retained, faults 813k,
+    261k, 0, 29k, 153k, 24k and resident memory growing 4.9 → 6.7 GiB (the freed blocks fragment, so the heap keeps
+    growing), 14.0-21.2 s after the first; by default 438k faults a step from the third on, resident memory flat at
+    6.3 GiB, 14.2-16.5 s. Measured as a training run would run it (benchmarks/lm_decode.py's fine-tuning rows,
+    2026-12-07: each library alone in fresh processes, our step donated, the same heap for both): with the heap
+    retained our step took no page fault and ran 1.01× / 0.97× PyTorch eager's speed at 1 / 2 threads, against 0.79×
+    / 1.03× with glibc's defaults (637k faults a step for ours, 341k for PyTorch). Even a donated step's retained
+    heap can grow once or twice more after its first two steps: of six such processes run alone later that day, two
+    faulted 555-592k pages in one or two of their third to fifth steps (strace: the heap grew by another 2.27 GB
+    with brk, the freed block no longer fitting), and none after.
 
     Call it before JAX starts its threads (a thread keeps the arena it first allocated from); calling it later, or
     twice, is harmless. `mallopt` acts on the running process, so no restart is needed (GLIBC_TUNABLES
     glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=... does the same from the
     environment, for other programs)."""
-    if not retain_heap_enabled(environ) or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if (not retain_heap_enabled(environ, preferred) or not sys.platform.startswith("linux")
+            or platform.libc_ver()[0] != "glibc"):
         return False
     import ctypes
 
@@ -103,12 +119,18 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
                for param, value in ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
 
 
-def retain_heap_enabled(environ: dict | None = None) -> bool:
-    """REPROJAX_RETAIN_HEAP ("0", the default, or "1") read from `environ` (default os.environ); ConfigError on
-    any other value."""
-    mode = (os.environ if environ is None else environ).get("REPROJAX_RETAIN_HEAP", "0")
+def retain_heap_enabled(environ: dict | None = None, preferred: str = "default") -> bool:
+    """Whether the heap is to be retained: REPROJAX_RETAIN_HEAP ("0" or "1") read from `environ` (default
+    os.environ) when set, else whether `preferred` (a config's `malloc_heap`) is "retained". ConfigError on any
+    other value of either."""
+    if preferred not in MALLOC_HEAPS:
+        raise ConfigError(f"config.malloc_heap={preferred!r} is invalid: expected one of {list(MALLOC_HEAPS)}")
+    mode = (os.environ if environ is None else environ).get("REPROJAX_RETAIN_HEAP")
+    if mode is None:
+        return preferred == "retained"
     if mode not in ("0", "1"):
-        raise ConfigError(f"REPROJAX_RETAIN_HEAP={mode!r} is invalid: expected '0' (default) or '1'")
+        raise ConfigError(f"REPROJAX_RETAIN_HEAP={mode!r} is invalid: expected '0' (glibc's defaults) or '1' "
+                          "(retained)")
     return mode == "1"
 
 

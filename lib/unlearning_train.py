@@ -84,14 +84,16 @@ def answer_nll(params, batch: dict, *, config: TransformerConfig) -> jnp.ndarray
     return -(lp * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def make_finetune_step(*, config: TransformerConfig, optimizer: optax.GradientTransformation):
+def make_finetune_step(*, config: TransformerConfig, optimizer: optax.GradientTransformation, donate: bool = False):
     """jit: (params, opt_state, batch) → (params, opt_state, {"loss", "grad_norm"}): one step of answer-token NLL.
-    Keys of `batch` other than BATCH_KEYS are ignored."""
+    Keys of `batch` other than BATCH_KEYS are ignored. `donate=True` donates params and opt_state (updated in place:
+    no second copy of the model and optimizer state per step; the arrays passed in are deleted, so pass copies of
+    any you keep)."""
     def step(params, opt_state, batch):
         loss, grads = jax.value_and_grad(answer_nll)(params, _qa(batch), config=config)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
-    return jax.jit(step)
+    return jax.jit(step, donate_argnums=(0, 1) if donate else ())
 
 
 def unlearning_inputs(params, ref_params, forget_batch: dict, retain_batch: dict | None, method: str, hparams: dict,
@@ -126,12 +128,14 @@ def unlearning_inputs(params, ref_params, forget_batch: dict, retain_batch: dict
 
 
 def make_unlearn_step(method: str, hparams: dict | None = None, *, config: TransformerConfig,
-                      optimizer: optax.GradientTransformation):
+                      optimizer: optax.GradientTransformation, donate: bool = False):
     """jit: (params, ref_params, opt_state, forget_batch, retain_batch) → (params, opt_state, {"loss", "grad_norm",
     "forget_logp"}): one step of `method` (a key of lib.losses.METHODS) with `hparams` overriding its defaults;
     forget_logp is the mean per-sequence answer log-prob of the forget batch BEFORE the step. The reference model
     `ref_params` is frozen (its log-probs are recomputed per batch under stop_gradient); retain_batch may be None
-    for methods without a retain term. An unknown method or hyperparameter raises here, before any tracing."""
+    for methods without a retain term. An unknown method or hyperparameter raises here, before any tracing.
+    `donate=True` donates params and opt_state (as in `make_finetune_step`; never ref_params, which may not be the
+    same arrays as params then)."""
     hp = _losses.method_hparams(method, hparams)
 
     def loss_fn(params, ref_params, forget_batch, retain_batch):
@@ -148,7 +152,7 @@ def make_unlearn_step(method: str, hparams: dict | None = None, *, config: Trans
         updates, opt_state = optimizer.update(grads, opt_state, params)
         new = optax.apply_updates(params, updates)
         return new, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "forget_logp": flp}
-    return jax.jit(step)
+    return jax.jit(step, donate_argnums=(0, 2) if donate else ())
 
 
 def with_idk(forget_batch: dict, idk_batch: dict) -> dict:

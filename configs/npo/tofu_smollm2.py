@@ -21,4 +21,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = default.get_config(arg or "quick")
     c.synthetic.enabled = False
     smollm2_tofu(c.tofu, relearn_config(c.preset), c.preset)
+    # glibc's heap retained (harness/runtime.py): the fine-tuning and unlearning steps donate what they train, and the
+    # first stages of the quick pipeline ran 202 s instead of 225 s with it (2026-12-07); REPROJAX_RETAIN_HEAP=0 or
+    # --config.malloc_heap=default turns it off
+    c.malloc_heap = "retained"
     return c

@@ -43,6 +43,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from harness import outputs, plotting, validation
@@ -302,7 +303,7 @@ def finetune_recipe(cfg, f, n: int):
     steps_per_epoch = -(-n // f.batch_size)
     opt = UT.make_optimizer(f.lr, total_steps=f.epochs * steps_per_epoch,
                             warmup_steps=f.warmup_epochs * steps_per_epoch, weight_decay=f.weight_decay)
-    return opt, UT.make_finetune_step(config=cfg, optimizer=opt)
+    return opt, UT.make_finetune_step(config=cfg, optimizer=opt, donate=True)
 
 
 def finetune(params, cfg, tok, records: list[dict], f, *, seed: int, recipe=None, bar=None) -> tuple[dict, list]:
@@ -310,6 +311,7 @@ def finetune(params, cfg, tok, records: list[dict], f, *, seed: int, recipe=None
     enc = UT.encode_records(tok, records, max_len=cfg.max_len)
     n = len(records)
     opt, step = recipe or finetune_recipe(cfg, f, n)
+    params = jax.tree.map(jnp.copy, params)  # the step donates what it trains; the caller's params stay intact
     state = opt.init(params)
     epoch_losses = []
     for e in range(f.epochs):
@@ -435,8 +437,9 @@ def unlearn_run(workdir: str, split: str, method: str, t, cfg, tok, data: dict, 
     steps_per_epoch = -(-n // bs)
     opt = UT.make_optimizer(lr, total_steps=u.epochs * steps_per_epoch,
                             warmup_steps=u.warmup_epochs * steps_per_epoch, weight_decay=u.weight_decay)
-    step = UT.make_unlearn_step(method, hp, config=cfg, optimizer=opt)
-    params, ref = original["params"], original["params"]
+    step = UT.make_unlearn_step(method, hp, config=cfg, optimizer=opt, donate=True)
+    ref = original["params"]
+    params = jax.tree.map(jnp.copy, ref)  # donated to the step; the frozen reference stays intact
     state = opt.init(params)
     t0 = time.time()
     epochs = []
@@ -600,7 +603,7 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
     enc = UT.encode_records(tok, [forget[i] for i in subset], max_len=cfg.max_len)
     trs = np.array(tofu["evals"][_reference(t, split)][split]["forget_truth_ratios"])
     opt = UT.make_optimizer(r.lr, total_steps=r.steps[-1], schedule="constant", weight_decay=0.0)
-    finetune_step = UT.make_finetune_step(config=cfg, optimizer=opt)  # one compilation for every method
+    finetune_step = UT.make_finetune_step(config=cfg, optimizer=opt, donate=True)  # one compilation for all methods
     out = {"subset": subset, "split": split, "runs": {}}
     t0 = time.time()
     with progress(len(r.methods) * r.steps[-1], desc=key, unit="step") as bar:
@@ -610,7 +613,7 @@ def run_relearn(config, workdir: str, tofu: dict, key: str = "relearn") -> dict:
             sig = _digest([run["signature"], subset, list(r.steps), r.lr, r.batch_size, r.seed])
             saved = _load_json(path, sig)
             if saved is None:
-                params = run["params"]
+                params = jax.tree.map(jnp.copy, run["params"])  # donated to the step; the unlearned model stays
                 state = opt.init(params)
                 bs = min(r.batch_size, len(subset))
                 points = []

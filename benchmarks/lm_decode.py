@@ -295,14 +295,20 @@ def _replayed(log: str):
                     row = json.loads(line)
                     rows.setdefault((row["threads"], row["heap"], row["ft"]), []).append(row)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"--replay={log!r}: cannot read the run's rows ({e})") from None
+        _bad_input(f"--replay={log!r}: cannot read the run's rows ({e})")
 
     def child(args, threads: int, heap: str, ft: str = "") -> dict:
         if not rows.get((threads, heap, ft)):
-            raise SystemExit(f"--replay={log!r}: the log has no (more) rows for {threads} thread(s), {heap} heap, "
-                             f"{ft or 'decoding'}")
+            _bad_input(f"--replay={log!r}: the log has no (more) rows for {threads} thread(s), {heap} heap, "
+                       f"{ft or 'decoding'}")
         return rows[(threads, heap, ft)].pop(0)
     return child
+
+
+def _bad_input(message: str) -> None:
+    """One line on stderr, exit status 2."""
+    print(f"lm_decode.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 HEAPS = {"default": "glibc's defaults", "retained": "retained (REPROJAX_RETAIN_HEAP=1)"}
@@ -374,25 +380,24 @@ def real_main(args) -> None:
     ]
     slower = [f"decoding batch {b} at {r['threads']} thread(s) ({r[f'ours_b{b}'] / r[f'hf_b{b}']:.2f}×)"
               for r in rows for b in (1, 8) if r[f"ours_b{b}"] < r[f"hf_b{b}"]]
+
+    def med(threads, heap, lib):  # the median over all timed steps of that setting's processes
+        return statistics.median(t for p in ft[(threads, heap, lib)] for t in p["times"])
+
     for threads in (1, 2):
         for heap, heap_name in HEAPS.items():
-            cell, med, faults = {}, {}, {}
+            cell, faults = {}, {}
             for lib in ("ours", "torch"):
                 procs = ft[(threads, heap, lib)]
-                med[lib] = statistics.median(t for p in procs for t in p["times"])
                 per = sorted(statistics.median(p["times"]) for p in procs)
                 faults[lib] = statistics.median(f for p in procs for f in p["faults"])
-                cell[lib] = f"{med[lib]:.2f} [{per[0]:.2f}-{per[-1]:.2f}]"
-            ratio = med["torch"] / med["ours"]
+                cell[lib] = f"{med(threads, heap, lib):.2f} [{per[0]:.2f}-{per[-1]:.2f}]"
+            ratio = med(threads, heap, "torch") / med(threads, heap, "ours")
             first = ft[(threads, heap, "ours")][0]["first_loss"], ft[(threads, heap, "torch")][0]["first_loss"]
             lines.append(f"| {threads} | {heap_name} | {cell['ours']} | {cell['torch']} | {ratio:.2f}× | "
                          f"{faults['ours']:,.0f} / {faults['torch']:,.0f} | {first[0]:.4f} / {first[1]:.4f} |")
             if ratio < 1:
                 slower.append(f"the fine-tuning step at {threads} thread(s), {heap_name} heap ({ratio:.2f}×)")
-
-    def med(threads, heap, lib):
-        return statistics.median(t for p in ft[(threads, heap, lib)] for t in p["times"])
-
     launched = ", ".join(f"{threads} thread(s) "
                          f"{med(threads, 'default', 'torch') / med(threads, 'retained', 'ours'):.2f}×"
                          for threads in (1, 2))
